@@ -1,0 +1,3 @@
+//! The sidecar's API edges: wire formats in, core operations, wire formats out.
+
+pub mod http;
