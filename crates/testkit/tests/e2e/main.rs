@@ -1,0 +1,11 @@
+//! Cross-process tests of the workspace: one test binary, one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binaries;
+mod launchers;
+mod process;
+mod proto_contracts;
+mod python;
+mod servers;
+mod wire;
