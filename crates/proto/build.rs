@@ -32,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Services get default methods answering Unimplemented, as upstream does for
+        // APIs it does not serve; each edge overrides what it implements.
+        .generate_default_stubs(true)
         .compile_fds(descriptor_set)?;
     Ok(())
 }

@@ -14,6 +14,12 @@ pub const DEFAULT_MAX_BODY_SIZE: u64 = 4 << 20;
 pub const DEFAULT_READ_BUFFER_SIZE: u64 = 4 << 10;
 /// Default graceful shutdown period, as upstream.
 pub const DEFAULT_GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
+/// Default time between app health probes.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Default timeout of one app health probe.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default number of failed probes before the app is unhealthy.
+pub const DEFAULT_PROBE_THRESHOLD: u32 = 3;
 /// First port of the range a missing `--dapr-internal-grpc-port` is chosen from.
 const STABLE_INTERNAL_PORT_BASE: u16 = 47300;
 
@@ -50,6 +56,19 @@ pub struct AppConnection {
     pub port: u16,
     /// Protocol of the application.
     pub protocol: AppProtocol,
+}
+
+/// How the sidecar probes its app's health (`--enable-app-health-check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHealthConfig {
+    /// HTTP path probed (HTTP apps only).
+    pub path: String,
+    /// Time between probes.
+    pub probe_interval: Duration,
+    /// Timeout of one probe.
+    pub probe_timeout: Duration,
+    /// Consecutive failures before the app counts as unhealthy.
+    pub threshold: u32,
 }
 
 /// A flag value that upstream would reject, with upstream's wording.
@@ -119,6 +138,18 @@ pub struct RuntimeConfig {
     pub listen_addresses: Vec<IpAddr>,
     /// The application, when the sidecar is not client-only.
     pub app: Option<AppConnection>,
+    /// `--app-channel-address`, reported by the metadata API even without an app.
+    pub app_channel_address: String,
+    /// Maximum concurrent calls into the app; 0 means unlimited.
+    pub app_max_concurrency: u32,
+    /// App health probing, when enabled.
+    pub app_health: Option<AppHealthConfig>,
+    /// `DAPR_API_TOKEN`: when set, every API call but health checks must carry it.
+    pub api_token: Option<String>,
+    /// `APP_API_TOKEN`: sent to the app on every call from the sidecar.
+    pub app_api_token: Option<String>,
+    /// The namespace of this app (`NAMESPACE`, `default` when unset).
+    pub namespace: String,
     /// Directories resources are loaded from (standalone mode).
     pub resources_paths: Vec<PathBuf>,
     /// Configuration files or names.
@@ -283,21 +314,27 @@ impl RuntimeConfig {
             }
         }
 
-        let probe_interval = options.app_health_probe_interval.max(0) as u64 * 1000;
-        let probe_timeout = options.app_health_probe_timeout.max(0) as u64;
-        let probe_interval = if probe_interval == 0 {
-            5000
-        } else {
-            probe_interval
+        let probe_interval = match options.app_health_probe_interval {
+            seconds if seconds > 0 => Duration::from_secs(seconds as u64),
+            _ => DEFAULT_PROBE_INTERVAL,
         };
-        let probe_timeout = if probe_timeout == 0 {
-            500
-        } else {
-            probe_timeout
+        let probe_timeout = match options.app_health_probe_timeout {
+            millis if millis > 0 => Duration::from_millis(millis as u64),
+            _ => DEFAULT_PROBE_TIMEOUT,
         };
         if probe_timeout > probe_interval {
             return Err(ConfigError::ProbeTimeout);
         }
+        let app_health = options.enable_app_health_check.then(|| AppHealthConfig {
+            path: options.app_health_check_path.clone(),
+            probe_interval,
+            probe_timeout,
+            threshold: u32::try_from(options.app_health_threshold)
+                .ok()
+                .filter(|threshold| *threshold >= 1)
+                .unwrap_or(DEFAULT_PROBE_THRESHOLD),
+        });
+        let non_empty_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
 
         Ok(Self {
             app_id: options.app_id.clone(),
@@ -307,6 +344,12 @@ impl RuntimeConfig {
             internal_grpc_port,
             listen_addresses,
             app,
+            app_channel_address: options.app_channel_address.clone(),
+            app_max_concurrency: u32::try_from(options.app_max_concurrency).unwrap_or(0),
+            app_health,
+            api_token: non_empty_env("DAPR_API_TOKEN"),
+            app_api_token: non_empty_env("APP_API_TOKEN"),
+            namespace: non_empty_env("NAMESPACE").unwrap_or_else(|| "default".to_string()),
             resources_paths,
             config: options.config.clone(),
             max_body_size,

@@ -3,21 +3,29 @@
 //! crate is the runtime as a library; `main.rs` only parses flags and calls [`run`].
 
 pub mod config;
+pub mod error;
+pub mod invoke;
+pub mod metadata;
 pub mod options;
+pub mod resources;
+pub mod runtime;
 
 mod api;
 mod quantity;
-pub mod resources;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use dapr_kit::healthz::Health;
 use dapr_kit::metrics::MetricsRegistry;
-use dapr_kit::shutdown::ShutdownSignal;
+use dapr_kit::shutdown::{Shutdown, ShutdownSignal};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use config::RuntimeConfig;
+
+use crate::metadata::MetadataStore;
+use crate::runtime::Runtime;
 
 /// Why the sidecar could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,75 +52,130 @@ pub enum RuntimeError {
 }
 
 async fn bind(address: SocketAddr) -> Result<TcpListener, RuntimeError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| RuntimeError::Bind { address, source })
+    TcpListener::bind(address).await.map_err(|source| RuntimeError::Bind { address, source })
 }
 
-/// Runs the sidecar until `shutdown` fires, then stops its servers.
-pub async fn run(config: RuntimeConfig, shutdown: ShutdownSignal) -> Result<(), RuntimeError> {
-    let startup = resources::load(&config)?;
-    tracing::debug!(
-        components = startup.resources.components.len(),
-        subscriptions = startup.resources.subscriptions.len(),
-        configuration = startup.configuration.is_some(),
-        "resources loaded"
-    );
-    let metrics = MetricsRegistry::new();
-    let health = Health::new();
-    let runtime_ready = health.register("runtime");
-    let mut servers: JoinSet<Result<(), RuntimeError>> = JoinSet::new();
+/// Serves `router` (HTTP/1.1 and HTTP/2, including gRPC's prior-knowledge h2c) on
+/// `listener` until `stop` fires, then lets in-flight calls finish.
+fn spawn_server(
+    servers: &mut JoinSet<Result<(), RuntimeError>>,
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    stop: ShutdownSignal,
+) {
+    servers.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+            .map_err(|source| RuntimeError::Serve { server: name, source })
+    });
+}
 
-    if let Some(address) = config.metrics_address {
-        let listener = bind(address).await?;
-        let registry = metrics.clone();
-        let stop = shutdown.clone();
-        servers.spawn(async move {
-            dapr_kit::metrics::serve(listener, registry, stop)
-                .await
-                .map_err(|source| RuntimeError::Serve {
-                    server: "metrics",
-                    source,
-                })
+/// Names of the preview features the configuration turns on.
+fn enabled_features(startup: &resources::StartupResources) -> Vec<String> {
+    startup
+        .configuration
+        .as_ref()
+        .map(|configuration| {
+            configuration
+                .spec
+                .features
+                .iter()
+                .filter(|feature| feature.enabled == Some(true))
+                .map(|feature| feature.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the sidecar until `external` fires or the shutdown API is called, then stops its
+/// servers, giving in-flight calls up to `--dapr-graceful-shutdown-seconds`.
+pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), RuntimeError> {
+    let startup = resources::load(&config)?;
+    let shutdown = Shutdown::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            external.wait().await;
+            shutdown.trigger();
         });
     }
 
-    let router = api::http::router(api::http::ApiState {
-        health: health.clone(),
-    });
+    let health = Health::new();
+    let runtime_ready = health.register("runtime");
+    let outbound_health = Health::new();
+    let outbound_ready = outbound_health.register("outbound");
+    let metadata = MetadataStore::new(&config, &startup.resources, enabled_features(&startup));
+    let runtime = Arc::new(Runtime { config, health, outbound_health, metadata, shutdown: shutdown.clone() });
+    let config = &runtime.config;
+
+    // Bind every listener before serving anything, so a taken port fails the start.
+    let metrics = MetricsRegistry::new();
+    let metrics_listener = match config.metrics_address {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    let mut http_listeners = Vec::new();
+    let mut grpc_listeners = Vec::new();
     for ip in &config.listen_addresses {
-        let listener = bind(SocketAddr::new(*ip, config.http_port)).await?;
-        tracing::info!(
-            "HTTP API server is listening on {}",
-            SocketAddr::new(*ip, config.http_port)
-        );
-        let router = router.clone();
-        let stop = shutdown.clone();
+        http_listeners.push(bind(SocketAddr::new(*ip, config.http_port)).await?);
+        grpc_listeners.push(bind(SocketAddr::new(*ip, config.grpc_port)).await?);
+    }
+
+    let mut servers: JoinSet<Result<(), RuntimeError>> = JoinSet::new();
+    if let Some(listener) = metrics_listener {
+        let stop = shutdown.signal();
         servers.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.wait().await })
+            dapr_kit::metrics::serve(listener, metrics, stop)
                 .await
-                .map_err(|source| RuntimeError::Serve {
-                    server: "HTTP API",
-                    source,
-                })
+                .map_err(|source| RuntimeError::Serve { server: "metrics", source })
         });
+    }
+    let http_router = api::http::router(runtime.clone());
+    for listener in http_listeners {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!("HTTP server is listening on {address}");
+        }
+        spawn_server(&mut servers, "HTTP API", listener, http_router.clone(), shutdown.signal());
+    }
+    let grpc_router = api::grpc::router(runtime.clone());
+    for listener in grpc_listeners {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!("gRPC server listening on {address}");
+        }
+        spawn_server(&mut servers, "gRPC API", listener, grpc_router.clone(), shutdown.signal());
     }
 
     runtime_ready.set_ready(true);
+    outbound_ready.set_ready(true);
     tracing::info!("dapr initialized, status: Running");
 
-    let mut outcome = Ok(());
-    while let Some(joined) = servers.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::error!("{err}");
-                if outcome.is_ok() {
-                    outcome = Err(err);
-                }
+    let stopped = shutdown.signal();
+    let mut outcome = tokio::select! {
+        () = stopped.wait() => Ok(()),
+        Some(Ok(Err(err))) = servers.join_next() => Err(err),
+    };
+    shutdown.trigger();
+    let grace = runtime.config.graceful_shutdown;
+    let drained = dapr_kit::shutdown::drain_within(grace, async {
+        let mut first_error = None;
+        while let Some(joined) = servers.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => first_error = first_error.or(Some(err)),
+                Err(join_error) => tracing::error!("server task ended abnormally: {join_error}"),
             }
-            Err(join_error) => tracing::error!("server task ended abnormally: {join_error}"),
+        }
+        first_error
+    })
+    .await;
+    match drained {
+        Ok(Some(err)) if outcome.is_ok() => outcome = Err(err),
+        Ok(_) => {}
+        Err(exceeded) => {
+            tracing::warn!("in-flight calls did not finish within {exceeded}; stopping anyway");
+            servers.abort_all();
         }
     }
     outcome

@@ -1,3 +1,5 @@
 //! The sidecar's API edges: wire formats in, core operations, wire formats out.
 
+pub mod grpc;
 pub mod http;
+pub mod middleware;

@@ -8,4 +8,5 @@ mod process;
 mod proto_contracts;
 mod python;
 mod servers;
+mod sidecar_api;
 mod wire;

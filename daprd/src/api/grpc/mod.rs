@@ -1,0 +1,51 @@
+//! The public gRPC API (`dapr.proto.runtime.v1.Dapr`). Methods this build serves are
+//! implemented here by calling the core; the rest answer `Unimplemented` (generated
+//! defaults), as upstream does for APIs it does not serve.
+
+use std::sync::Arc;
+
+use dapr_proto::runtime;
+use dapr_proto::runtime::dapr_server::{Dapr, DaprServer};
+use tonic::{Request, Response, Status};
+
+use crate::api::middleware;
+use crate::runtime::{FORCE_SHUTDOWN_KEY, Runtime};
+
+/// The `Dapr` service.
+#[derive(Debug, Clone)]
+pub struct DaprApi {
+    runtime: Arc<Runtime>,
+}
+
+#[tonic::async_trait]
+impl Dapr for DaprApi {
+    async fn get_metadata(&self, _request: Request<runtime::GetMetadataRequest>) -> Result<Response<runtime::GetMetadataResponse>, Status> {
+        Ok(Response::new(self.runtime.metadata.get()))
+    }
+
+    async fn set_metadata(&self, request: Request<runtime::SetMetadataRequest>) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        self.runtime.metadata.set(&request.key, request.value);
+        Ok(Response::new(()))
+    }
+
+    async fn shutdown(&self, request: Request<runtime::ShutdownRequest>) -> Result<Response<()>, Status> {
+        let force = request
+            .metadata()
+            .get(FORCE_SHUTDOWN_KEY)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+        self.runtime.request_shutdown(force);
+        Ok(Response::new(()))
+    }
+}
+
+/// The public gRPC server's routes, with the API-token check and message size limits.
+pub fn router(runtime: Arc<Runtime>) -> axum::Router {
+    let token = runtime.config.api_token.clone();
+    let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
+    let dapr = DaprServer::new(DaprApi { runtime }).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    tonic::service::Routes::new(dapr)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(token, middleware::require_api_token_grpc))
+}

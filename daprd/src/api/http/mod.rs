@@ -1,0 +1,56 @@
+//! The public HTTP API (`/v1.0/...`), served with axum. Handlers decode, call the core and
+//! encode; errors are [`ApiError`]s rendered as upstream's JSON bodies.
+
+mod healthz;
+mod metadata;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::api::middleware;
+use crate::runtime::Runtime;
+
+/// What the HTTP handlers share.
+pub type ApiState = Arc<Runtime>;
+
+/// The HTTP API routes with the API-token and body-size checks applied.
+pub fn router(runtime: ApiState) -> Router {
+    let token = runtime.config.api_token.clone();
+    let max_body_size = runtime.config.max_body_size;
+    Router::new()
+        .route("/v1.0/healthz", get(healthz::healthz))
+        .route("/v1.0/healthz/outbound", get(healthz::outbound))
+        .route("/v1.0/metadata", get(metadata::get_metadata))
+        .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
+        .route("/v1.0/shutdown", post(shutdown))
+        .with_state(runtime)
+        .layer(axum::middleware::from_fn_with_state(max_body_size, middleware::limit_body))
+        .layer(axum::middleware::from_fn_with_state(token, middleware::require_api_token_http))
+}
+
+/// Reads a whole request body (already capped by [`middleware::limit_body`]), turning a
+/// cut-off or oversize stream into upstream's `ERR_BODY_READ`.
+pub(crate) async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, crate::error::ApiError> {
+    axum::body::to_bytes(body, usize::MAX).await.map_err(|err| {
+        let oversize = std::error::Error::source(&err)
+            .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+        if oversize {
+            crate::error::ApiError::body_read(middleware::BODY_TOO_LARGE)
+        } else {
+            crate::error::ApiError::body_read(err)
+        }
+    })
+}
+
+/// `POST /v1.0/shutdown`: 204, then a graceful (or with `dapr-force-shutdown: true`,
+/// immediate) stop.
+async fn shutdown(axum::extract::State(runtime): axum::extract::State<ApiState>, headers: axum::http::HeaderMap) -> axum::http::StatusCode {
+    let force = headers
+        .get(crate::runtime::FORCE_SHUTDOWN_KEY)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    runtime.request_shutdown(force);
+    axum::http::StatusCode::NO_CONTENT
+}

@@ -1,0 +1,40 @@
+//! A method call on an app and its reply, as they travel through the sidecar: from a
+//! public API edge, over the internal sidecar-to-sidecar hop, into the app channel and
+//! back. Bodies are streams end to end; nothing here buffers a payload.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode};
+
+/// A call to a method of the target app.
+#[derive(Debug)]
+pub struct InvokeRequest {
+    /// The method path after `/method/`, without a leading slash (`orders/42`).
+    pub method: String,
+    /// The HTTP verb the caller used (`POST` for gRPC callers without an HTTP extension).
+    pub http_verb: Method,
+    /// The raw query string, without `?`; empty when there is none.
+    pub query: String,
+    /// Headers (HTTP) or metadata (gRPC) to pass to the app, hop-by-hop headers removed.
+    pub headers: HeaderMap,
+    /// Media type of the body, when known.
+    pub content_type: Option<String>,
+    /// The payload, streamed.
+    pub body: Body,
+}
+
+/// The app's reply.
+#[derive(Debug)]
+pub struct InvokeResponse {
+    /// The HTTP status (apps reached over gRPC map their status code to HTTP).
+    pub status: StatusCode,
+    /// The gRPC status code when the app was reached over gRPC.
+    pub grpc_code: Option<tonic::Code>,
+    /// Response headers (or gRPC header metadata).
+    pub headers: HeaderMap,
+    /// Trailers (gRPC trailing metadata), sent after the body.
+    pub trailers: HeaderMap,
+    /// Media type of the body, when known.
+    pub content_type: Option<String>,
+    /// The payload, streamed.
+    pub body: Body,
+}

@@ -1,0 +1,164 @@
+//! The metadata API's core: what the sidecar reports about itself (`GET /v1.0/metadata`,
+//! gRPC `GetMetadata`) and the extended attributes apps set (`PUT /v1.0/metadata/{key}`,
+//! gRPC `SetMetadata`). Both edges render the same [`runtime::GetMetadataResponse`].
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use dapr_proto::runtime;
+use dapr_resources::DaprResource;
+use dapr_resources::loader::LoadedResources;
+
+use crate::config::{AppProtocol, RuntimeConfig};
+
+/// Extended-metadata key holding the runtime version, as upstream sets it.
+const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
+
+/// The runtime version reported to apps.
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Static facts about the sidecar plus the mutable extended attributes.
+#[derive(Debug)]
+pub struct MetadataStore {
+    app_id: String,
+    app_connection: runtime::AppConnectionProperties,
+    components: Vec<runtime::RegisteredComponents>,
+    http_endpoints: Vec<runtime::MetadataHttpEndpoint>,
+    resiliencies: Vec<runtime::MetadataResiliency>,
+    subscriptions: Vec<runtime::PubsubSubscription>,
+    enabled_features: Vec<String>,
+    extended: RwLock<BTreeMap<String, String>>,
+}
+
+fn protocol_name(protocol: AppProtocol) -> &'static str {
+    match protocol {
+        AppProtocol::Http => "http",
+        AppProtocol::Https => "https",
+        AppProtocol::H2c => "h2c",
+        AppProtocol::Grpc => "grpc",
+        AppProtocol::Grpcs => "grpcs",
+    }
+}
+
+impl MetadataStore {
+    /// Describes the sidecar started with `config` and `resources`.
+    pub fn new(config: &RuntimeConfig, resources: &LoadedResources, enabled_features: Vec<String>) -> Self {
+        let app_connection = match &config.app {
+            Some(app) => runtime::AppConnectionProperties {
+                port: i32::from(app.port),
+                protocol: protocol_name(app.protocol).to_string(),
+                channel_address: app.address.clone(),
+                max_concurrency: i32::try_from(config.app_max_concurrency).unwrap_or(i32::MAX),
+                health: config.app_health.as_ref().map(|health| runtime::AppConnectionHealthProperties {
+                    health_check_path: if matches!(app.protocol, AppProtocol::Grpc | AppProtocol::Grpcs) {
+                        String::new()
+                    } else {
+                        health.path.clone()
+                    },
+                    health_probe_interval: dapr_kit::duration::format(health.probe_interval),
+                    health_probe_timeout: dapr_kit::duration::format(health.probe_timeout),
+                    health_threshold: i32::try_from(health.threshold).unwrap_or(i32::MAX),
+                }),
+            },
+            None => runtime::AppConnectionProperties {
+                channel_address: config.app_channel_address.clone(),
+                ..Default::default()
+            },
+        };
+        let components = resources
+            .components
+            .iter()
+            .map(|loaded| runtime::RegisteredComponents {
+                name: loaded.resource.name().to_string(),
+                r#type: loaded.resource.spec.type_.clone(),
+                version: loaded.resource.spec.version.clone(),
+                capabilities: Vec::new(),
+            })
+            .collect();
+        let http_endpoints = resources
+            .http_endpoints
+            .iter()
+            .map(|loaded| runtime::MetadataHttpEndpoint { name: loaded.resource.name().to_string() })
+            .collect();
+        let resiliencies = resources
+            .resiliencies
+            .iter()
+            .map(|loaded| runtime::MetadataResiliency { name: loaded.resource.name().to_string() })
+            .collect();
+        let subscriptions = resources
+            .subscriptions
+            .iter()
+            .map(|loaded| {
+                let spec = &loaded.resource.spec;
+                runtime::PubsubSubscription {
+                    pubsub_name: spec.pubsubname.clone(),
+                    topic: spec.topic.clone(),
+                    metadata: spec.metadata.clone().into_iter().collect(),
+                    rules: Some(runtime::PubsubSubscriptionRules {
+                        rules: spec
+                            .routes
+                            .rules
+                            .iter()
+                            .map(|rule| runtime::PubsubSubscriptionRule {
+                                r#match: rule.match_expression.clone(),
+                                path: rule.path.clone(),
+                            })
+                            .chain((!spec.routes.default.is_empty()).then(|| runtime::PubsubSubscriptionRule {
+                                r#match: String::new(),
+                                path: spec.routes.default.clone(),
+                            }))
+                            .collect(),
+                    }),
+                    dead_letter_topic: spec.dead_letter_topic.clone(),
+                    r#type: runtime::PubsubSubscriptionType::Declarative as i32,
+                }
+            })
+            .collect();
+        Self {
+            app_id: config.app_id.clone(),
+            app_connection,
+            components,
+            http_endpoints,
+            resiliencies,
+            subscriptions,
+            enabled_features,
+            extended: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets an extended attribute; an empty key is ignored, as upstream does.
+    pub fn set(&self, key: &str, value: String) {
+        if key.is_empty() {
+            return;
+        }
+        let mut extended = self.extended.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        extended.insert(key.to_string(), value);
+    }
+
+    /// The full metadata response.
+    pub fn get(&self) -> runtime::GetMetadataResponse {
+        let mut extended: std::collections::HashMap<String, String> =
+            self.extended.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().into_iter().collect();
+        extended.insert(RUNTIME_VERSION_KEY.to_string(), RUNTIME_VERSION.to_string());
+        #[allow(deprecated)]
+        runtime::GetMetadataResponse {
+            id: self.app_id.clone(),
+            active_actors_count: Vec::new(),
+            registered_components: self.components.clone(),
+            extended_metadata: extended,
+            subscriptions: self.subscriptions.clone(),
+            http_endpoints: self.http_endpoints.clone(),
+            app_connection_properties: Some(self.app_connection.clone()),
+            runtime_version: RUNTIME_VERSION.to_string(),
+            enabled_features: self.enabled_features.clone(),
+            actor_runtime: Some(runtime::ActorRuntime {
+                runtime_status: runtime::actor_runtime::ActorRuntimeStatus::Disabled as i32,
+                active_actors: Vec::new(),
+                host_ready: false,
+                placement: String::new(),
+            }),
+            resiliencies: self.resiliencies.clone(),
+            ..Default::default()
+        }
+    }
+}

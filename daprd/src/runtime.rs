@@ -1,0 +1,43 @@
+//! The running sidecar's shared state: what every API edge hands to the core operations.
+
+use dapr_kit::healthz::Health;
+use dapr_kit::shutdown::Shutdown;
+
+use crate::config::RuntimeConfig;
+use crate::metadata::MetadataStore;
+
+/// Everything the API edges share, behind one `Arc`.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The resolved start-up configuration.
+    pub config: RuntimeConfig,
+    /// Readiness of the sidecar's parts (`/v1.0/healthz`).
+    pub health: Health,
+    /// Readiness to serve calls from the app (`/v1.0/healthz/outbound`).
+    pub outbound_health: Health,
+    /// The metadata API's store.
+    pub metadata: MetadataStore,
+    /// Starts the sidecar's graceful shutdown (the shutdown API uses it).
+    pub shutdown: Shutdown,
+}
+
+/// Metadata key and header asking the shutdown API to exit at once.
+pub const FORCE_SHUTDOWN_KEY: &str = "dapr-force-shutdown";
+
+impl Runtime {
+    /// Core of the shutdown API (HTTP `POST /v1.0/shutdown`, gRPC `Shutdown`): starts a
+    /// graceful shutdown, or with `force` exits the process with code 1 right after the
+    /// reply has had a moment to leave, as upstream does.
+    pub fn request_shutdown(&self, force: bool) {
+        if force {
+            tracing::warn!("Force shutdown requested, exiting immediately without graceful shutdown");
+            tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                std::process::exit(1);
+            });
+        } else {
+            tracing::info!("Shutdown requested via API");
+            self.shutdown.trigger();
+        }
+    }
+}
