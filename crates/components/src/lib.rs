@@ -1,7 +1,12 @@
-//! The building-block contracts and the built-in components behind them: one async trait
-//! per building block (state, pub/sub, bindings, secrets, configuration, lock, crypto,
-//! name resolution, HTTP middleware) plus a registry that maps upstream's type strings
-//! (`state.redis`, `v1`) to constructors taking the component's metadata.
+//! The building-block contracts and the built-in components behind them, named with
+//! upstream's type strings and reading upstream's metadata so existing YAML and existing
+//! data keep working.
 //!
-//! The crate is part of the workspace layout from the start so every later building
-//! block has its home; it holds no component yet.
+//! What is here today: [`nameresolution`], the resolvers a sidecar uses to find other
+//! sidecars (`sqlite`, `mdns`, `kubernetes`), and [`metadata`], upstream's rules for
+//! reading component settings. The other building blocks (state, pub/sub, bindings,
+//! secrets, configuration, lock, crypto, HTTP middleware) get their modules here as they
+//! are built.
+
+pub mod metadata;
+pub mod nameresolution;
