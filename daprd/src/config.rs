@@ -64,9 +64,9 @@ pub struct AppHealthConfig {
     /// HTTP path probed (HTTP apps only).
     pub path: String,
     /// Time between probes.
-    pub probe_interval: Duration,
+    pub interval: Duration,
     /// Timeout of one probe.
-    pub probe_timeout: Duration,
+    pub timeout: Duration,
     /// Consecutive failures before the app counts as unhealthy.
     pub threshold: u32,
 }
@@ -134,6 +134,9 @@ pub struct RuntimeConfig {
     pub grpc_port: u16,
     /// Port of the internal gRPC API.
     pub internal_grpc_port: u16,
+    /// Address the internal gRPC API binds to (all interfaces unless
+    /// `--dapr-internal-grpc-listen-address` says otherwise).
+    pub internal_grpc_listen_address: IpAddr,
     /// Addresses the public APIs bind to.
     pub listen_addresses: Vec<IpAddr>,
     /// The application, when the sidecar is not client-only.
@@ -326,9 +329,9 @@ impl RuntimeConfig {
             return Err(ConfigError::ProbeTimeout);
         }
         let app_health = options.enable_app_health_check.then(|| AppHealthConfig {
-            path: options.app_health_check_path.clone(),
-            probe_interval,
-            probe_timeout,
+            path: format!("/{}", options.app_health_check_path.trim_start_matches('/')),
+            interval: probe_interval,
+            timeout: probe_timeout,
             threshold: u32::try_from(options.app_health_threshold)
                 .ok()
                 .filter(|threshold| *threshold >= 1)
@@ -342,6 +345,9 @@ impl RuntimeConfig {
             http_port,
             grpc_port,
             internal_grpc_port,
+            internal_grpc_listen_address: parse_listen_address(
+                &options.dapr_internal_grpc_listen_address,
+            )?,
             listen_addresses,
             app,
             app_channel_address: options.app_channel_address.clone(),

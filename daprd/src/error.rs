@@ -59,7 +59,11 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "api error: code = {:?} desc = {}", self.grpc_code, self.message)
+        write!(
+            f,
+            "api error: code = {:?} desc = {}",
+            self.grpc_code, self.message
+        )
     }
 }
 
@@ -67,18 +71,41 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     /// An error with no details.
-    pub fn new(code: &'static str, message: impl Into<String>, http_status: StatusCode, grpc_code: tonic::Code) -> Self {
-        Self { code, message: message.into(), http_status, grpc_code, details: Vec::new() }
+    pub fn new(
+        code: &'static str,
+        message: impl Into<String>,
+        http_status: StatusCode,
+        grpc_code: tonic::Code,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            http_status,
+            grpc_code,
+            details: Vec::new(),
+        }
     }
 
     /// Adds an `ErrorInfo` detail.
-    pub fn with_info(mut self, reason: impl Into<String>, metadata: BTreeMap<String, String>) -> Self {
-        self.details.push(ErrorDetail::Info { reason: reason.into(), metadata });
+    pub fn with_info(
+        mut self,
+        reason: impl Into<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        self.details.push(ErrorDetail::Info {
+            reason: reason.into(),
+            metadata,
+        });
         self
     }
 
     /// Adds a `ResourceInfo` detail.
-    pub fn with_resource(mut self, resource_type: &str, resource_name: &str, description: impl Into<String>) -> Self {
+    pub fn with_resource(
+        mut self,
+        resource_type: &str,
+        resource_name: &str,
+        description: impl Into<String>,
+    ) -> Self {
         self.details.push(ErrorDetail::Resource {
             resource_type: resource_type.to_string(),
             resource_name: resource_name.to_string(),
@@ -90,13 +117,21 @@ impl ApiError {
 
     /// Adds a `BadRequest` detail with one field violation.
     pub fn with_field_violation(mut self, field: &str, description: impl Into<String>) -> Self {
-        self.details.push(ErrorDetail::BadRequest(vec![(field.to_string(), description.into())]));
+        self.details.push(ErrorDetail::BadRequest(vec![(
+            field.to_string(),
+            description.into(),
+        )]));
         self
     }
 
     /// `ERR_BAD_REQUEST`: the request is invalid.
     pub fn bad_request(reason: impl std::fmt::Display) -> Self {
-        Self::new("ERR_BAD_REQUEST", format!("invalid request: {reason}"), StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument)
+        Self::new(
+            "ERR_BAD_REQUEST",
+            format!("invalid request: {reason}"),
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+        )
     }
 
     /// `ERR_MALFORMED_REQUEST`: the body could not be decoded.
@@ -111,7 +146,12 @@ impl ApiError {
 
     /// `ERR_BODY_READ`: the body could not be read (too large, connection lost).
     pub fn body_read(reason: impl std::fmt::Display) -> Self {
-        Self::new("ERR_BODY_READ", format!("failed to read request body: {reason}"), StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument)
+        Self::new(
+            "ERR_BODY_READ",
+            format!("failed to read request body: {reason}"),
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+        )
     }
 
     /// `ERR_API_UNIMPLEMENTED`: the API exists upstream but not in this build.
@@ -126,7 +166,12 @@ impl ApiError {
 
     /// `ERR_INTERNAL`: an unexpected failure inside the sidecar.
     pub fn internal(reason: impl std::fmt::Display) -> Self {
-        Self::new("ERR_INTERNAL", reason.to_string(), StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        Self::new(
+            "ERR_INTERNAL",
+            reason.to_string(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+        )
     }
 
     /// `ERR_DIRECT_INVOKE`: invoking `app_id` failed.
@@ -151,22 +196,42 @@ impl ApiError {
 
     /// `ERR_APP_CHANNEL_NIL`: the sidecar has no app to call.
     pub fn app_channel_nil() -> Self {
-        Self::new("ERR_APP_CHANNEL_NIL", "app channel is not initialized", StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        Self::new(
+            "ERR_APP_CHANNEL_NIL",
+            "app channel is not initialized",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+        )
     }
 
     /// `ERR_HEALTH_NOT_READY`.
     pub fn health_not_ready(parts: &[String]) -> Self {
-        Self::new("ERR_HEALTH_NOT_READY", format!("dapr is not ready: {parts:?}"), StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        Self::new(
+            "ERR_HEALTH_NOT_READY",
+            format!("dapr is not ready: {parts:?}"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+        )
     }
 
     /// `ERR_HEALTH_APPID_NOT_MATCH`: `?appid=` names another app.
     pub fn health_app_id_mismatch() -> Self {
-        Self::new("ERR_HEALTH_APPID_NOT_MATCH", "dapr app-id does not match", StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        Self::new(
+            "ERR_HEALTH_APPID_NOT_MATCH",
+            "dapr app-id does not match",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+        )
     }
 
     /// `ERR_OUTBOUND_HEALTH_NOT_READY`.
     pub fn outbound_not_ready() -> Self {
-        Self::new("ERR_OUTBOUND_HEALTH_NOT_READY", "dapr outbound is not ready", StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        Self::new(
+            "ERR_OUTBOUND_HEALTH_NOT_READY",
+            "dapr outbound is not ready",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+        )
     }
 
     /// The HTTP body: `{"errorCode": ..., "message": ..., "details": [...]}` (details only
@@ -192,7 +257,11 @@ impl ApiError {
             message: self.message.clone(),
             details: self.details.iter().map(detail_any).collect(),
         };
-        tonic::Status::with_details(self.grpc_code, self.message.clone(), status.encode_to_vec().into())
+        tonic::Status::with_details(
+            self.grpc_code,
+            self.message.clone(),
+            status.encode_to_vec().into(),
+        )
     }
 }
 
@@ -204,7 +273,12 @@ fn detail_json(detail: &ErrorDetail) -> Value {
             "domain": ERROR_DOMAIN,
             "metadata": metadata,
         }),
-        ErrorDetail::Resource { resource_type, resource_name, owner, description } => json!({
+        ErrorDetail::Resource {
+            resource_type,
+            resource_name,
+            owner,
+            description,
+        } => json!({
             "@type": "type.googleapis.com/google.rpc.ResourceInfo",
             "resource_type": resource_type,
             "resource_name": resource_name,
@@ -228,11 +302,19 @@ fn detail_any(detail: &ErrorDetail) -> prost_types::Any {
             rpc::ErrorInfo {
                 reason: reason.clone(),
                 domain: ERROR_DOMAIN.to_string(),
-                metadata: metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                metadata: metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             }
             .encode_to_vec(),
         ),
-        ErrorDetail::Resource { resource_type, resource_name, owner, description } => (
+        ErrorDetail::Resource {
+            resource_type,
+            resource_name,
+            owner,
+            description,
+        } => (
             "type.googleapis.com/google.rpc.ResourceInfo",
             rpc::ResourceInfo {
                 resource_type: resource_type.clone(),
@@ -256,14 +338,20 @@ fn detail_any(detail: &ErrorDetail) -> prost_types::Any {
             .encode_to_vec(),
         ),
     };
-    prost_types::Any { type_url: type_url.to_string(), value }
+    prost_types::Any {
+        type_url: type_url.to_string(),
+        value,
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.http_body().to_string();
         let mut response = (self.http_status, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -286,10 +374,16 @@ mod tests {
             json!({"errorCode": "ERR_DIRECT_INVOKE", "message": "failed to invoke, id: orders, err: connection refused"})
         );
         let rich = ApiError::bad_request("empty key")
-            .with_info("DAPR_STATE_ILLEGAL_KEY", BTreeMap::from([("key".to_string(), "a||b".to_string())]))
+            .with_info(
+                "DAPR_STATE_ILLEGAL_KEY",
+                BTreeMap::from([("key".to_string(), "a||b".to_string())]),
+            )
             .with_field_violation("key", "must not contain ||");
         let body = rich.http_body();
-        assert_eq!(body["details"][0]["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+        assert_eq!(
+            body["details"][0]["@type"],
+            "type.googleapis.com/google.rpc.ErrorInfo"
+        );
         assert_eq!(body["details"][0]["domain"], "dapr.io");
         assert_eq!(body["details"][0]["metadata"]["key"], "a||b");
         assert_eq!(body["details"][1]["field_violations"][0]["field"], "key");
@@ -297,14 +391,19 @@ mod tests {
 
     #[test]
     fn grpc_status_carries_decodable_details() {
-        let error = ApiError::bad_request("x").with_info("REASON", BTreeMap::new()).with_resource("state", "store", "gone");
+        let error = ApiError::bad_request("x")
+            .with_info("REASON", BTreeMap::new())
+            .with_resource("state", "store", "gone");
         let status = error.to_status();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(status.message(), "invalid request: x");
         let decoded = rpc::Status::decode(status.details()).unwrap();
         assert_eq!(decoded.details.len(), 2);
         let info = rpc::ErrorInfo::decode(decoded.details[0].value.as_slice()).unwrap();
-        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("REASON", "dapr.io"));
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("REASON", "dapr.io")
+        );
         let resource = rpc::ResourceInfo::decode(decoded.details[1].value.as_slice()).unwrap();
         assert_eq!(resource.resource_name, "store");
     }

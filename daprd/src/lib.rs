@@ -2,10 +2,13 @@
 //! channel back to the application, and the components behind every building block. This
 //! crate is the runtime as a library; `main.rs` only parses flags and calls [`run`].
 
+pub mod channel;
 pub mod config;
 pub mod error;
 pub mod invoke;
 pub mod metadata;
+pub mod nameresolution;
+pub mod observability;
 pub mod options;
 pub mod resources;
 pub mod runtime;
@@ -41,6 +44,12 @@ pub enum RuntimeError {
     /// The resources or configuration file are invalid.
     #[error(transparent)]
     Resources(#[from] resources::ResourcesError),
+    /// The name resolver could not start.
+    #[error("failed to initialize name resolution: {0}")]
+    NameResolution(#[from] dapr_components::nameresolution::ResolveError),
+    /// The app channel could not be set up.
+    #[error("failed to create the app channel: {0}")]
+    AppChannel(error::ApiError),
     /// A server stopped with an I/O error.
     #[error("{server} server failed: {source}")]
     Serve {
@@ -52,7 +61,9 @@ pub enum RuntimeError {
 }
 
 async fn bind(address: SocketAddr) -> Result<TcpListener, RuntimeError> {
-    TcpListener::bind(address).await.map_err(|source| RuntimeError::Bind { address, source })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| RuntimeError::Bind { address, source })
 }
 
 /// Serves `router` (HTTP/1.1 and HTTP/2, including gRPC's prior-knowledge h2c) on
@@ -68,7 +79,10 @@ fn spawn_server(
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.wait().await })
             .await
-            .map_err(|source| RuntimeError::Serve { server: name, source })
+            .map_err(|source| RuntimeError::Serve {
+                server: name,
+                source,
+            })
     });
 }
 
@@ -107,7 +121,32 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     let outbound_health = Health::new();
     let outbound_ready = outbound_health.register("outbound");
     let metadata = MetadataStore::new(&config, &startup.resources, enabled_features(&startup));
-    let runtime = Arc::new(Runtime { config, health, outbound_health, metadata, shutdown: shutdown.clone() });
+
+    let resolver = nameresolution::start(&config, startup.configuration.as_ref()).await?;
+    let app_channel =
+        channel::AppChannel::from_config(&config, channel::ChannelOptions::from_config(&config))
+            .map_err(RuntimeError::AppChannel)?;
+    let invoker = Arc::new(invoke::Invoker::new(
+        invoke::InvokerConfig::new(&config.app_id, &config.namespace, config.internal_grpc_port),
+        Some(resolver.clone()),
+        app_channel.clone(),
+    ));
+    invoker.set_http_endpoints(
+        startup
+            .resources
+            .http_endpoints
+            .iter()
+            .map(|loaded| loaded.resource.clone()),
+    );
+
+    let runtime = Arc::new(Runtime {
+        config,
+        health,
+        outbound_health,
+        metadata,
+        shutdown: shutdown.clone(),
+        invoker,
+    });
     let config = &runtime.config;
 
     // Bind every listener before serving anything, so a taken port fails the start.
@@ -122,6 +161,11 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         http_listeners.push(bind(SocketAddr::new(*ip, config.http_port)).await?);
         grpc_listeners.push(bind(SocketAddr::new(*ip, config.grpc_port)).await?);
     }
+    let internal_listener = bind(SocketAddr::new(
+        config.internal_grpc_listen_address,
+        config.internal_grpc_port,
+    ))
+    .await?;
 
     let mut servers: JoinSet<Result<(), RuntimeError>> = JoinSet::new();
     if let Some(listener) = metrics_listener {
@@ -129,7 +173,10 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         servers.spawn(async move {
             dapr_kit::metrics::serve(listener, metrics, stop)
                 .await
-                .map_err(|source| RuntimeError::Serve { server: "metrics", source })
+                .map_err(|source| RuntimeError::Serve {
+                    server: "metrics",
+                    source,
+                })
         });
     }
     let http_router = api::http::router(runtime.clone());
@@ -137,18 +184,57 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         if let Ok(address) = listener.local_addr() {
             tracing::info!("HTTP server is listening on {address}");
         }
-        spawn_server(&mut servers, "HTTP API", listener, http_router.clone(), shutdown.signal());
+        spawn_server(
+            &mut servers,
+            "HTTP API",
+            listener,
+            http_router.clone(),
+            shutdown.signal(),
+        );
     }
     let grpc_router = api::grpc::router(runtime.clone());
     for listener in grpc_listeners {
         if let Ok(address) = listener.local_addr() {
             tracing::info!("gRPC server listening on {address}");
         }
-        spawn_server(&mut servers, "gRPC API", listener, grpc_router.clone(), shutdown.signal());
+        spawn_server(
+            &mut servers,
+            "gRPC API",
+            listener,
+            grpc_router.clone(),
+            shutdown.signal(),
+        );
     }
 
-    runtime_ready.set_ready(true);
+    if let Ok(address) = internal_listener.local_addr() {
+        tracing::info!("Internal gRPC server is listening on {address}");
+    }
+    spawn_server(
+        &mut servers,
+        "internal gRPC",
+        internal_listener,
+        api::internal::router(&runtime),
+        shutdown.signal(),
+    );
+
+    // The sidecar serves its app's callers once the app listens, as upstream waits for it.
     outbound_ready.set_ready(true);
+    if let Some(app) = &app_channel {
+        tracing::info!(
+            "application protocol: {:?}. waiting on port {}. This will block until the app is listening on that port.",
+            app.app().protocol,
+            app.app().port
+        );
+        let stopped = shutdown.signal();
+        tokio::select! {
+            () = app.wait_for_app() => tracing::info!("application discovered on port {}", app.app().port),
+            () = stopped.wait() => {}
+        }
+        let app = app.clone();
+        let stop = shutdown.signal();
+        tokio::spawn(async move { app.run_health_checks(stop).await });
+    }
+    runtime_ready.set_ready(true);
     tracing::info!("dapr initialized, status: Running");
 
     let stopped = shutdown.signal();
@@ -177,6 +263,9 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             tracing::warn!("in-flight calls did not finish within {exceeded}; stopping anyway");
             servers.abort_all();
         }
+    }
+    if let Err(err) = resolver.close().await {
+        tracing::warn!("failed to close the name resolver: {err}");
     }
     outcome
 }

@@ -42,22 +42,31 @@ fn protocol_name(protocol: AppProtocol) -> &'static str {
 
 impl MetadataStore {
     /// Describes the sidecar started with `config` and `resources`.
-    pub fn new(config: &RuntimeConfig, resources: &LoadedResources, enabled_features: Vec<String>) -> Self {
+    pub fn new(
+        config: &RuntimeConfig,
+        resources: &LoadedResources,
+        enabled_features: Vec<String>,
+    ) -> Self {
         let app_connection = match &config.app {
             Some(app) => runtime::AppConnectionProperties {
                 port: i32::from(app.port),
                 protocol: protocol_name(app.protocol).to_string(),
                 channel_address: app.address.clone(),
                 max_concurrency: i32::try_from(config.app_max_concurrency).unwrap_or(i32::MAX),
-                health: config.app_health.as_ref().map(|health| runtime::AppConnectionHealthProperties {
-                    health_check_path: if matches!(app.protocol, AppProtocol::Grpc | AppProtocol::Grpcs) {
-                        String::new()
-                    } else {
-                        health.path.clone()
-                    },
-                    health_probe_interval: dapr_kit::duration::format(health.probe_interval),
-                    health_probe_timeout: dapr_kit::duration::format(health.probe_timeout),
-                    health_threshold: i32::try_from(health.threshold).unwrap_or(i32::MAX),
+                health: config.app_health.as_ref().map(|health| {
+                    runtime::AppConnectionHealthProperties {
+                        health_check_path: if matches!(
+                            app.protocol,
+                            AppProtocol::Grpc | AppProtocol::Grpcs
+                        ) {
+                            String::new()
+                        } else {
+                            health.path.clone()
+                        },
+                        health_probe_interval: dapr_kit::duration::format(health.interval),
+                        health_probe_timeout: dapr_kit::duration::format(health.timeout),
+                        health_threshold: i32::try_from(health.threshold).unwrap_or(i32::MAX),
+                    }
                 }),
             },
             None => runtime::AppConnectionProperties {
@@ -78,12 +87,16 @@ impl MetadataStore {
         let http_endpoints = resources
             .http_endpoints
             .iter()
-            .map(|loaded| runtime::MetadataHttpEndpoint { name: loaded.resource.name().to_string() })
+            .map(|loaded| runtime::MetadataHttpEndpoint {
+                name: loaded.resource.name().to_string(),
+            })
             .collect();
         let resiliencies = resources
             .resiliencies
             .iter()
-            .map(|loaded| runtime::MetadataResiliency { name: loaded.resource.name().to_string() })
+            .map(|loaded| runtime::MetadataResiliency {
+                name: loaded.resource.name().to_string(),
+            })
             .collect();
         let subscriptions = resources
             .subscriptions
@@ -103,9 +116,11 @@ impl MetadataStore {
                                 r#match: rule.match_expression.clone(),
                                 path: rule.path.clone(),
                             })
-                            .chain((!spec.routes.default.is_empty()).then(|| runtime::PubsubSubscriptionRule {
-                                r#match: String::new(),
-                                path: spec.routes.default.clone(),
+                            .chain((!spec.routes.default.is_empty()).then(|| {
+                                runtime::PubsubSubscriptionRule {
+                                    r#match: String::new(),
+                                    path: spec.routes.default.clone(),
+                                }
                             }))
                             .collect(),
                     }),
@@ -131,14 +146,22 @@ impl MetadataStore {
         if key.is_empty() {
             return;
         }
-        let mut extended = self.extended.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut extended = self
+            .extended
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         extended.insert(key.to_string(), value);
     }
 
     /// The full metadata response.
     pub fn get(&self) -> runtime::GetMetadataResponse {
-        let mut extended: std::collections::HashMap<String, String> =
-            self.extended.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().into_iter().collect();
+        let mut extended: std::collections::HashMap<String, String> = self
+            .extended
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .into_iter()
+            .collect();
         extended.insert(RUNTIME_VERSION_KEY.to_string(), RUNTIME_VERSION.to_string());
         #[allow(deprecated)]
         runtime::GetMetadataResponse {

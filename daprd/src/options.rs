@@ -206,8 +206,6 @@ impl Options {
         vec![
             ("dapr-public-port", !self.dapr_public_port.is_empty()),
             ("unix-domain-socket", !self.unix_domain_socket.is_empty()),
-            ("app-port", !self.app_port.is_empty()),
-            ("app-max-concurrency", self.app_max_concurrency != -1),
             (
                 "control-plane-address",
                 !self.control_plane_address.is_empty(),
@@ -226,7 +224,6 @@ impl Options {
                 self.dapr_block_shutdown_duration.is_some(),
             ),
             ("enable-api-logging", self.enable_api_logging == Some(true)),
-            ("enable-app-health-check", self.enable_app_health_check),
             (
                 "disable-init-endpoints",
                 !self.disable_init_endpoints.is_empty(),

@@ -3,11 +3,13 @@
 use dapr_kit::healthz::Health;
 use dapr_kit::shutdown::Shutdown;
 
+use std::sync::Arc;
+
 use crate::config::RuntimeConfig;
+use crate::invoke::Invoker;
 use crate::metadata::MetadataStore;
 
 /// Everything the API edges share, behind one `Arc`.
-#[derive(Debug)]
 pub struct Runtime {
     /// The resolved start-up configuration.
     pub config: RuntimeConfig,
@@ -19,6 +21,16 @@ pub struct Runtime {
     pub metadata: MetadataStore,
     /// Starts the sidecar's graceful shutdown (the shutdown API uses it).
     pub shutdown: Shutdown,
+    /// Service invocation, shared by every edge.
+    pub invoker: Arc<Invoker>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("app_id", &self.config.app_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Metadata key and header asking the shutdown API to exit at once.
@@ -30,7 +42,9 @@ impl Runtime {
     /// reply has had a moment to leave, as upstream does.
     pub fn request_shutdown(&self, force: bool) {
         if force {
-            tracing::warn!("Force shutdown requested, exiting immediately without graceful shutdown");
+            tracing::warn!(
+                "Force shutdown requested, exiting immediately without graceful shutdown"
+            );
             tokio::spawn(async {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 std::process::exit(1);

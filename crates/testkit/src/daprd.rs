@@ -124,6 +124,7 @@ impl DaprdBuilder {
         // Tests only ever listen on loopback.
         flag("--dapr-listen-addresses", "127.0.0.1".as_ref());
         flag("--metrics-listen-address", "127.0.0.1".as_ref());
+        flag("--dapr-internal-grpc-listen-address", "127.0.0.1".as_ref());
         for dir in &self.resources_paths {
             flag("--resources-path", dir.as_os_str());
         }
@@ -159,7 +160,10 @@ impl DaprdBuilder {
             binary_name: "daprd".into(),
             binary_path: self.binary.clone(),
             args: self.command_line(&ports),
-            envs: self.envs.clone(),
+            envs: loopback_env()
+                .into_iter()
+                .chain(self.envs.iter().cloned())
+                .collect(),
         };
         let process = launch
             .start(Readiness {
@@ -174,6 +178,16 @@ impl DaprdBuilder {
             process,
         })
     }
+}
+
+/// Environment that keeps a test sidecar's name resolution on loopback: it announces
+/// 127.0.0.1 to its peers and multicasts mDNS only on `lo` (set before the builder's own
+/// variables, which may override them).
+fn loopback_env() -> Vec<(OsString, OsString)> {
+    vec![
+        ("DAPR_HOST_IP".into(), "127.0.0.1".into()),
+        ("DAPR_MDNS_INTERFACE".into(), "lo".into()),
+    ]
 }
 
 /// A running `daprd`, stopped when dropped.
@@ -304,7 +318,8 @@ mod tests {
             line.join(" "),
             "--app-id orders --dapr-http-port 1 --dapr-grpc-port 2 \
              --dapr-internal-grpc-port 3 --metrics-port 4 --dapr-listen-addresses 127.0.0.1 \
-             --metrics-listen-address 127.0.0.1 --resources-path /res/a \
+             --metrics-listen-address 127.0.0.1 --dapr-internal-grpc-listen-address 127.0.0.1 \
+             --resources-path /res/a \
              --resources-path /res/b --config /cfg.yaml --app-port 3000 --app-protocol grpc \
              --log-level debug --enable-api-logging"
         );

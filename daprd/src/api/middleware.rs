@@ -18,15 +18,28 @@ pub const BODY_TOO_LARGE: &str = "stream exceeds the maximum allowed size";
 
 /// Health checks stay open without a token, as upstream keeps them.
 fn is_exempt_from_token(method: &Method, path: &str) -> bool {
-    method == Method::GET && matches!(path.trim_matches('/'), "v1.0/healthz" | "v1.0/healthz/outbound")
+    method == Method::GET
+        && matches!(
+            path.trim_matches('/'),
+            "v1.0/healthz" | "v1.0/healthz/outbound"
+        )
 }
 
 /// HTTP API: rejects calls without the configured `dapr-api-token` (401, upstream's
 /// plain-text body) and removes the header before anything else sees it.
-pub async fn require_api_token_http(State(token): State<Option<String>>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_token_http(
+    State(token): State<Option<String>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if let Some(expected) = token.as_deref() {
-        let presented = request.headers().get(API_TOKEN_HEADER).map(HeaderValue::as_bytes);
-        if presented != Some(expected.as_bytes()) && !is_exempt_from_token(request.method(), request.uri().path()) {
+        let presented = request
+            .headers()
+            .get(API_TOKEN_HEADER)
+            .map(HeaderValue::as_bytes);
+        if presented != Some(expected.as_bytes())
+            && !is_exempt_from_token(request.method(), request.uri().path())
+        {
             return (StatusCode::UNAUTHORIZED, "invalid api token\n").into_response();
         }
         request.headers_mut().remove(API_TOKEN_HEADER);
@@ -35,11 +48,17 @@ pub async fn require_api_token_http(State(token): State<Option<String>>, mut req
 }
 
 /// gRPC API: the same check, answered with an `Unauthenticated` gRPC status.
-pub async fn require_api_token_grpc(State(token): State<Option<String>>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_token_grpc(
+    State(token): State<Option<String>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if let Some(expected) = token.as_deref() {
         let message = match request.headers().get(API_TOKEN_HEADER) {
             None => Some("missing api token in request metadata"),
-            Some(value) if value.as_bytes() != expected.as_bytes() => Some("authentication error: api token mismatch"),
+            Some(value) if value.as_bytes() != expected.as_bytes() => {
+                Some("authentication error: api token mismatch")
+            }
             Some(_) => None,
         };
         if let Some(message) = message {
@@ -62,5 +81,6 @@ pub async fn limit_body(State(limit): State<u64>, request: Request, next: Next) 
         return ApiError::body_read(BODY_TOO_LARGE).into_response();
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    next.run(request.map(|body| Body::new(Limited::new(body, limit)))).await
+    next.run(request.map(|body| Body::new(Limited::new(body, limit))))
+        .await
 }

@@ -2,4 +2,5 @@
 
 pub mod grpc;
 pub mod http;
+pub mod internal;
 pub mod middleware;

@@ -59,6 +59,7 @@ async fn daprd_launcher_passes_upstream_flags_and_waits_for_outbound_health() {
     let expected = format!(
         "--app-id orders --dapr-http-port {} --dapr-grpc-port {} --dapr-internal-grpc-port {} \
          --metrics-port {} --dapr-listen-addresses 127.0.0.1 --metrics-listen-address 127.0.0.1 \
+         --dapr-internal-grpc-listen-address 127.0.0.1 \
          --resources-path /tmp/resources --app-port 7000 --app-protocol http \
          --log-level info",
         ports.http, ports.grpc, ports.internal_grpc, ports.metrics

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binaries;
+mod invoke;
 mod launchers;
 mod process;
 mod proto_contracts;

@@ -14,9 +14,26 @@ const SDK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `source` with the SDK's Python against `daprd`, plus `extra_env`; returns stdout.
 async fn run_sdk(daprd: &Daprd, source: &str, extra_env: &[(&str, &str)]) -> String {
     let mut env: Vec<(String, String)> = daprd.sdk_env().to_vec();
-    env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let output = python::run(&python::sdk_python().unwrap(), Script::Source(source), env, SDK_TIMEOUT).await.unwrap();
-    assert!(output.status.success(), "SDK script failed:\n{}\n{}\nsidecar log:\n{}", output.stdout, output.stderr, daprd.log_tail(30));
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let output = python::run(
+        &python::sdk_python().unwrap(),
+        Script::Source(source),
+        env,
+        SDK_TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "SDK script failed:\n{}\n{}\nsidecar log:\n{}",
+        output.stdout,
+        output.stderr,
+        daprd.log_tail(30)
+    );
     output.stdout
 }
 
@@ -41,10 +58,22 @@ async fn metadata_reports_the_sidecar_over_http_and_the_sdk() {
         "config.yaml",
         "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: cfg\nspec:\n  features:\n    - name: Feature1\n      enabled: true\n    - name: Off\n      enabled: false\n",
     );
-    let daprd = Daprd::builder("meta-app").resources_path(&resources).config(&config).start().await.unwrap();
+    let daprd = Daprd::builder("meta-app")
+        .resources_path(&resources)
+        .config(&config)
+        .start()
+        .await
+        .unwrap();
     let base = daprd.base_url();
 
-    let put = http::request(Method::PUT, &format!("{base}/v1.0/metadata/team"), &[], Bytes::from_static(b"payments")).await.unwrap();
+    let put = http::request(
+        Method::PUT,
+        &format!("{base}/v1.0/metadata/team"),
+        &[],
+        Bytes::from_static(b"payments"),
+    )
+    .await
+    .unwrap();
     assert_eq!(put.status.as_u16(), 204);
 
     let response = http::get(&format!("{base}/v1.0/metadata")).await.unwrap();
@@ -53,10 +82,19 @@ async fn metadata_reports_the_sidecar_over_http_and_the_sdk() {
     assert_eq!(doc["id"], "meta-app");
     assert_eq!(doc["runtimeVersion"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["enabledFeatures"], serde_json::json!(["Feature1"]));
-    assert_eq!(doc["components"], serde_json::json!([{"name": "store", "type": "state.in-memory", "version": "v1"}]));
+    assert_eq!(
+        doc["components"],
+        serde_json::json!([{"name": "store", "type": "state.in-memory", "version": "v1"}])
+    );
     assert_eq!(doc["extended"]["team"], "payments");
-    assert_eq!(doc["extended"]["daprRuntimeVersion"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(doc["appConnectionProperties"]["channelAddress"], "127.0.0.1");
+    assert_eq!(
+        doc["extended"]["daprRuntimeVersion"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        doc["appConnectionProperties"]["channelAddress"],
+        "127.0.0.1"
+    );
     assert_eq!(doc["actorRuntime"]["runtimeStatus"], "DISABLED");
 
     let stdout = run_sdk(
@@ -76,20 +114,41 @@ async fn metadata_reports_the_sidecar_over_http_and_the_sdk() {
 
 #[tokio::test]
 async fn the_api_token_guards_every_api_but_health() {
-    let daprd = Daprd::builder("token-app").env("DAPR_API_TOKEN", "s3cret").start().await.unwrap();
+    let daprd = Daprd::builder("token-app")
+        .env("DAPR_API_TOKEN", "s3cret")
+        .start()
+        .await
+        .unwrap();
     let base = daprd.base_url();
 
-    assert_eq!(http::get(&format!("{base}/v1.0/healthz")).await.unwrap().status.as_u16(), 204);
+    assert_eq!(
+        http::get(&format!("{base}/v1.0/healthz"))
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        204
+    );
     let denied = http::get(&format!("{base}/v1.0/metadata")).await.unwrap();
     assert_eq!(denied.status.as_u16(), 401);
     assert_eq!(denied.text().trim(), "invalid api token");
-    let wrong = http::request(Method::GET, &format!("{base}/v1.0/metadata"), &[("dapr-api-token", "nope")], Bytes::new())
-        .await
-        .unwrap();
+    let wrong = http::request(
+        Method::GET,
+        &format!("{base}/v1.0/metadata"),
+        &[("dapr-api-token", "nope")],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(wrong.status.as_u16(), 401);
-    let allowed = http::request(Method::GET, &format!("{base}/v1.0/metadata"), &[("dapr-api-token", "s3cret")], Bytes::new())
-        .await
-        .unwrap();
+    let allowed = http::request(
+        Method::GET,
+        &format!("{base}/v1.0/metadata"),
+        &[("dapr-api-token", "s3cret")],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(allowed.status.as_u16(), 200);
 
     let script = "from dapr.clients import DaprClient\n\
@@ -99,7 +158,10 @@ async fn the_api_token_guards_every_api_but_health() {
                   \x20       print(client.get_metadata().application_id)\n\
                   \x20   except grpc.RpcError as err:\n\
                   \x20       print(err.code().name, err.details())\n";
-    assert_eq!(run_sdk(&daprd, script, &[("DAPR_API_TOKEN", "s3cret")]).await, "token-app\n");
+    assert_eq!(
+        run_sdk(&daprd, script, &[("DAPR_API_TOKEN", "s3cret")]).await,
+        "token-app\n"
+    );
     assert_eq!(
         run_sdk(&daprd, script, &[("DAPR_API_TOKEN", "wrong")]).await,
         "UNAUTHENTICATED authentication error: api token mismatch\n"
@@ -108,31 +170,73 @@ async fn the_api_token_guards_every_api_but_health() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_upstreams_error_and_the_sidecar_stays_up() {
-    let daprd = Daprd::builder("limit-app").args(["--max-body-size", "1Ki"]).start().await.unwrap();
+    let daprd = Daprd::builder("limit-app")
+        .args(["--max-body-size", "1Ki"])
+        .start()
+        .await
+        .unwrap();
     let url = format!("{}/v1.0/metadata/big", daprd.base_url());
 
-    let rejected = http::request(Method::PUT, &url, &[], Bytes::from(vec![b'x'; 4096])).await.unwrap();
+    let rejected = http::request(Method::PUT, &url, &[], Bytes::from(vec![b'x'; 4096]))
+        .await
+        .unwrap();
     assert_eq!(rejected.status.as_u16(), 400);
     let body: Value = rejected.json().unwrap();
     assert_eq!(body["errorCode"], "ERR_BODY_READ");
-    assert_eq!(body["message"], "failed to read request body: stream exceeds the maximum allowed size");
+    assert_eq!(
+        body["message"],
+        "failed to read request body: stream exceeds the maximum allowed size"
+    );
 
-    let accepted = http::request(Method::PUT, &url, &[], Bytes::from(vec![b'x'; 512])).await.unwrap();
+    let accepted = http::request(Method::PUT, &url, &[], Bytes::from(vec![b'x'; 512]))
+        .await
+        .unwrap();
     assert_eq!(accepted.status.as_u16(), 204);
-    assert_eq!(http::get(&format!("{}/v1.0/healthz", daprd.base_url())).await.unwrap().status.as_u16(), 204);
+    assert_eq!(
+        http::get(&format!("{}/v1.0/healthz", daprd.base_url()))
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        204
+    );
 }
 
 #[tokio::test]
 async fn the_shutdown_api_stops_the_sidecar_gracefully() {
     let daprd = Daprd::builder("stop-http").start().await.unwrap();
-    let reply = http::request(Method::POST, &format!("{}/v1.0/shutdown", daprd.base_url()), &[], Bytes::new()).await.unwrap();
+    let reply = http::request(
+        Method::POST,
+        &format!("{}/v1.0/shutdown", daprd.base_url()),
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status.as_u16(), 204);
-    let exit = daprd.process().wait_exit(Duration::from_secs(15)).await.unwrap();
+    let exit = daprd
+        .process()
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .unwrap();
     assert!(exit.success(), "{exit:?}\n{}", daprd.log_tail(20));
-    assert!(daprd.log_tail(20).contains("Shutdown requested via API"), "{}", daprd.log_tail(20));
+    assert!(
+        daprd.log_tail(20).contains("Shutdown requested via API"),
+        "{}",
+        daprd.log_tail(20)
+    );
 
     let daprd = Daprd::builder("stop-sdk").start().await.unwrap();
-    run_sdk(&daprd, "from dapr.clients import DaprClient\nwith DaprClient() as c:\n    c.shutdown()\n", &[]).await;
-    let exit = daprd.process().wait_exit(Duration::from_secs(15)).await.unwrap();
+    run_sdk(
+        &daprd,
+        "from dapr.clients import DaprClient\nwith DaprClient() as c:\n    c.shutdown()\n",
+        &[],
+    )
+    .await;
+    let exit = daprd
+        .process()
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .unwrap();
     assert!(exit.success(), "{exit:?}\n{}", daprd.log_tail(20));
 }

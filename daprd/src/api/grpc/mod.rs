@@ -2,6 +2,9 @@
 //! implemented here by calling the core; the rest answer `Unimplemented` (generated
 //! defaults), as upstream does for APIs it does not serve.
 
+pub mod invoke;
+pub mod proxy;
+
 use std::sync::Arc;
 
 use dapr_proto::runtime;
@@ -19,17 +22,33 @@ pub struct DaprApi {
 
 #[tonic::async_trait]
 impl Dapr for DaprApi {
-    async fn get_metadata(&self, _request: Request<runtime::GetMetadataRequest>) -> Result<Response<runtime::GetMetadataResponse>, Status> {
+    async fn invoke_service(
+        &self,
+        request: Request<runtime::InvokeServiceRequest>,
+    ) -> Result<Response<dapr_proto::common::InvokeResponse>, Status> {
+        invoke::invoke_service(&self.runtime.invoker, request).await
+    }
+
+    async fn get_metadata(
+        &self,
+        _request: Request<runtime::GetMetadataRequest>,
+    ) -> Result<Response<runtime::GetMetadataResponse>, Status> {
         Ok(Response::new(self.runtime.metadata.get()))
     }
 
-    async fn set_metadata(&self, request: Request<runtime::SetMetadataRequest>) -> Result<Response<()>, Status> {
+    async fn set_metadata(
+        &self,
+        request: Request<runtime::SetMetadataRequest>,
+    ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
         self.runtime.metadata.set(&request.key, request.value);
         Ok(Response::new(()))
     }
 
-    async fn shutdown(&self, request: Request<runtime::ShutdownRequest>) -> Result<Response<()>, Status> {
+    async fn shutdown(
+        &self,
+        request: Request<runtime::ShutdownRequest>,
+    ) -> Result<Response<()>, Status> {
         let force = request
             .metadata()
             .get(FORCE_SHUTDOWN_KEY)
@@ -40,12 +59,23 @@ impl Dapr for DaprApi {
     }
 }
 
-/// The public gRPC server's routes, with the API-token check and message size limits.
+/// The public gRPC server's routes: the `Dapr` service, and any other service proxied to
+/// the app named by `dapr-app-id`; with the API-token check and message size limits.
 pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let token = runtime.config.api_token.clone();
+    let proxy = proxy::GrpcProxy::new(
+        runtime.invoker.clone(),
+        runtime.config.app_api_token.clone(),
+    );
     let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
-    let dapr = DaprServer::new(DaprApi { runtime }).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let dapr = DaprServer::new(DaprApi { runtime })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     tonic::service::Routes::new(dapr)
         .into_axum_router()
-        .layer(axum::middleware::from_fn_with_state(token, middleware::require_api_token_grpc))
+        .fallback_service(proxy.router())
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            middleware::require_api_token_grpc,
+        ))
 }

@@ -15,11 +15,17 @@ pub struct HealthQuery {
 }
 
 /// 204 once every part is ready (and the app id matches when asked), else upstream's error.
-pub async fn healthz(State(runtime): State<ApiState>, Query(query): Query<HealthQuery>) -> Response {
+pub async fn healthz(
+    State(runtime): State<ApiState>,
+    Query(query): Query<HealthQuery>,
+) -> Response {
     if !runtime.health.is_ready() {
         return ApiError::health_not_ready(&runtime.health.not_ready_parts()).into_response();
     }
-    if query.appid.is_some_and(|app_id| app_id != runtime.config.app_id) {
+    if query
+        .appid
+        .is_some_and(|app_id| app_id != runtime.config.app_id)
+    {
         return ApiError::health_app_id_mismatch().into_response();
     }
     StatusCode::NO_CONTENT.into_response()

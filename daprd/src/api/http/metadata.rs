@@ -118,9 +118,10 @@ impl From<runtime::GetMetadataResponse> for MetadataDocument {
     fn from(response: runtime::GetMetadataResponse) -> Self {
         let connection = response.app_connection_properties.unwrap_or_default();
         let actor_runtime = response.actor_runtime.unwrap_or_default();
-        let status = runtime::actor_runtime::ActorRuntimeStatus::try_from(actor_runtime.runtime_status)
-            .map(|status| status.as_str_name().to_string())
-            .unwrap_or_default();
+        let status =
+            runtime::actor_runtime::ActorRuntimeStatus::try_from(actor_runtime.runtime_status)
+                .map(|status| status.as_str_name().to_string())
+                .unwrap_or_default();
         Self {
             id: response.id,
             runtime_version: response.runtime_version,
@@ -128,7 +129,12 @@ impl From<runtime::GetMetadataResponse> for MetadataDocument {
             components: response
                 .registered_components
                 .into_iter()
-                .map(|c| ComponentEntry { name: c.name, kind: c.r#type, version: c.version, capabilities: c.capabilities })
+                .map(|c| ComponentEntry {
+                    name: c.name,
+                    kind: c.r#type,
+                    version: c.version,
+                    capabilities: c.capabilities,
+                })
                 .collect(),
             extended: response.extended_metadata.into_iter().collect(),
             subscriptions: response
@@ -143,7 +149,10 @@ impl From<runtime::GetMetadataResponse> for MetadataDocument {
                         .map(|rules| rules.rules)
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|r| RuleEntry { match_expression: r.r#match, path: r.path })
+                        .map(|r| RuleEntry {
+                            match_expression: r.r#match,
+                            path: r.path,
+                        })
                         .collect(),
                     dead_letter_topic: s.dead_letter_topic,
                     kind: runtime::PubsubSubscriptionType::try_from(s.r#type)
@@ -151,7 +160,11 @@ impl From<runtime::GetMetadataResponse> for MetadataDocument {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            http_endpoints: response.http_endpoints.into_iter().map(|e| NameEntry { name: e.name }).collect(),
+            http_endpoints: response
+                .http_endpoints
+                .into_iter()
+                .map(|e| NameEntry { name: e.name })
+                .collect(),
             app_connection_properties: AppConnectionEntry {
                 port: connection.port,
                 protocol: connection.protocol,
@@ -164,8 +177,16 @@ impl From<runtime::GetMetadataResponse> for MetadataDocument {
                     health_threshold: h.health_threshold,
                 }),
             },
-            actor_runtime: ActorRuntimeEntry { runtime_status: status, host_ready: actor_runtime.host_ready, placement: actor_runtime.placement },
-            resiliencies: response.resiliencies.into_iter().map(|r| NameEntry { name: r.name }).collect(),
+            actor_runtime: ActorRuntimeEntry {
+                runtime_status: status,
+                host_ready: actor_runtime.host_ready,
+                placement: actor_runtime.placement,
+            },
+            resiliencies: response
+                .resiliencies
+                .into_iter()
+                .map(|r| NameEntry { name: r.name })
+                .collect(),
         }
     }
 }
@@ -176,8 +197,14 @@ pub async fn get_metadata(State(runtime): State<ApiState>) -> Json<MetadataDocum
 }
 
 /// `PUT /v1.0/metadata/{key}`: the raw body becomes the value.
-pub async fn put_metadata(State(runtime): State<ApiState>, Path(key): Path<String>, body: Body) -> Result<StatusCode, ApiError> {
+pub async fn put_metadata(
+    State(runtime): State<ApiState>,
+    Path(key): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
     let value = super::read_body(body).await?;
-    runtime.metadata.set(&key, String::from_utf8_lossy(&value).into_owned());
+    runtime
+        .metadata
+        .set(&key, String::from_utf8_lossy(&value).into_owned());
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! encode; errors are [`ApiError`]s rendered as upstream's JSON bodies.
 
 mod healthz;
+pub mod invoke;
 mod metadata;
 
 use std::sync::Arc;
@@ -25,14 +26,31 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata", get(metadata::get_metadata))
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
-        .with_state(runtime)
-        .layer(axum::middleware::from_fn_with_state(max_body_size, middleware::limit_body))
-        .layer(axum::middleware::from_fn_with_state(token, middleware::require_api_token_http))
+        // As upstream, a known path with another verb is tried as an invocation
+        // (`dapr-app-id` header form).
+        .method_not_allowed_fallback(
+            |axum::extract::State(runtime): axum::extract::State<ApiState>,
+             request: axum::extract::Request| async move {
+                invoke::invoke(axum::extract::State(runtime.invoker.clone()), request).await
+            },
+        )
+        .with_state(runtime.clone())
+        .merge(invoke::router(runtime.invoker.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body_size,
+            middleware::limit_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            middleware::require_api_token_http,
+        ))
 }
 
 /// Reads a whole request body (already capped by [`middleware::limit_body`]), turning a
 /// cut-off or oversize stream into upstream's `ERR_BODY_READ`.
-pub(crate) async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, crate::error::ApiError> {
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, crate::error::ApiError> {
     axum::body::to_bytes(body, usize::MAX).await.map_err(|err| {
         let oversize = std::error::Error::source(&err)
             .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
@@ -46,7 +64,10 @@ pub(crate) async fn read_body(body: axum::body::Body) -> Result<axum::body::Byte
 
 /// `POST /v1.0/shutdown`: 204, then a graceful (or with `dapr-force-shutdown: true`,
 /// immediate) stop.
-async fn shutdown(axum::extract::State(runtime): axum::extract::State<ApiState>, headers: axum::http::HeaderMap) -> axum::http::StatusCode {
+async fn shutdown(
+    axum::extract::State(runtime): axum::extract::State<ApiState>,
+    headers: axum::http::HeaderMap,
+) -> axum::http::StatusCode {
     let force = headers
         .get(crate::runtime::FORCE_SHUTDOWN_KEY)
         .and_then(|value| value.to_str().ok())

@@ -1,0 +1,122 @@
+//! The internal API other sidecars call (`dapr.proto.internals.v1.ServiceInvocation`,
+//! served on `--dapr-internal-grpc-port`): `CallLocal` and `CallLocalStream` hand the call
+//! to this sidecar's app channel and send back the app's status, headers, trailers and
+//! body. The actor methods keep the generated `Unimplemented` answers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use dapr_proto::internals::service_invocation_server::{
+    ServiceInvocation, ServiceInvocationServer,
+};
+use dapr_proto::internals::{
+    InternalInvokeRequest, InternalInvokeRequestStream, InternalInvokeResponse,
+    InternalInvokeResponseStream,
+};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::channel::AppChannel;
+use crate::invoke::target::normalize_method;
+use crate::invoke::{InvokeRequest, InvokeResponse, Invoker, stream};
+
+/// The `ServiceInvocation` service of one sidecar.
+#[derive(Debug, Clone)]
+pub struct InternalService {
+    invoker: Arc<Invoker>,
+}
+
+impl InternalService {
+    /// The service, calling the app channel of `invoker`.
+    pub fn new(invoker: Arc<Invoker>) -> Self {
+        Self { invoker }
+    }
+
+    /// The tonic server to add to the internal gRPC server's routes.
+    pub fn into_server(self) -> ServiceInvocationServer<Self> {
+        ServiceInvocationServer::new(self)
+    }
+
+    fn channel(&self) -> Result<&AppChannel, Status> {
+        self.invoker
+            .app_channel()
+            .ok_or_else(|| Status::internal("app channel is not initialized"))
+    }
+
+    /// Calls the app with a checked method; channel failures become `Internal`.
+    async fn call_app(
+        channel: &AppChannel,
+        mut request: InvokeRequest,
+    ) -> Result<InvokeResponse, Status> {
+        request.method = normalize_method(&request.method)
+            .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
+        channel
+            .invoke(request)
+            .await
+            .map_err(|err| Status::internal(format!("error invoking app channel: {}", err.message)))
+    }
+}
+
+#[tonic::async_trait]
+impl ServiceInvocation for InternalService {
+    async fn call_local(
+        &self,
+        request: Request<InternalInvokeRequest>,
+    ) -> Result<Response<InternalInvokeResponse>, Status> {
+        let channel = self.channel()?;
+        let mut head = request.into_inner();
+        let data = head
+            .message
+            .as_mut()
+            .and_then(|message| message.data.take())
+            .map(|any| any.value)
+            .unwrap_or_default();
+        let request = stream::request_from_head(head, Body::from(data)).ok_or_else(|| {
+            Status::invalid_argument("parsing InternalInvokeRequest error: field Message is nil")
+        })?;
+        let response = Self::call_app(channel, request).await?;
+        let mut reply = stream::response_head(&response);
+        let data = response
+            .body
+            .collect()
+            .await
+            .map_err(|err| Status::internal(format!("failed to read response data: {err}")))?
+            .to_bytes();
+        if let Some(message) = reply.message.as_mut() {
+            message.data = Some(prost_types::Any {
+                type_url: String::new(),
+                value: data.to_vec(),
+            });
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn call_local_stream(
+        &self,
+        request: Request<Streaming<InternalInvokeRequestStream>>,
+    ) -> Result<Response<BoxStream<InternalInvokeResponseStream>>, Status> {
+        let channel = self.channel()?;
+        let request = stream::incoming_request(request.into_inner()).await?;
+        let response = Self::call_app(channel, request).await?;
+        Ok(Response::new(stream::outgoing_response(response).boxed()))
+    }
+}
+
+/// The internal server's routes: `ServiceInvocation`, and gRPC calls proxied from other
+/// sidecars to this app (any other service), within the message size limit.
+pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router {
+    let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
+    let service = InternalService::new(runtime.invoker.clone())
+        .into_server()
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let proxy = crate::api::grpc::proxy::GrpcProxy::new(
+        runtime.invoker.clone(),
+        runtime.config.app_api_token.clone(),
+    );
+    tonic::service::Routes::new(service)
+        .into_axum_router()
+        .fallback_service(proxy.router())
+}
