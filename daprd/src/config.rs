@@ -153,6 +153,8 @@ pub struct RuntimeConfig {
     pub app_api_token: Option<String>,
     /// The namespace of this app (`NAMESPACE`, `default` when unset).
     pub namespace: String,
+    /// `--enable-api-logging` when given; otherwise the Configuration decides.
+    pub enable_api_logging: Option<bool>,
     /// Directories resources are loaded from (standalone mode).
     pub resources_paths: Vec<PathBuf>,
     /// Configuration files or names.
@@ -355,6 +357,7 @@ impl RuntimeConfig {
             app_health,
             api_token: non_empty_env("DAPR_API_TOKEN"),
             app_api_token: non_empty_env("APP_API_TOKEN"),
+            enable_api_logging: options.enable_api_logging,
             namespace: non_empty_env("NAMESPACE").unwrap_or_else(|| "default".to_string()),
             resources_paths,
             config: options.config.clone(),

@@ -50,6 +50,9 @@ pub enum RuntimeError {
     /// The app channel could not be set up.
     #[error("failed to create the app channel: {0}")]
     AppChannel(error::ApiError),
+    /// Metrics or tracing could not be set up (e.g. an invalid exporter setting).
+    #[error("failed to initialize observability: {0}")]
+    Observability(String),
     /// A server stopped with an I/O error.
     #[error("{server} server failed: {source}")]
     Serve {
@@ -139,6 +142,48 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             .map(|loaded| loaded.resource.clone()),
     );
 
+    let configuration_spec = startup
+        .configuration
+        .as_ref()
+        .map(|configuration| &configuration.spec);
+    let metrics_registry = MetricsRegistry::new();
+    let metrics = if config.metrics_address.is_some() {
+        let spec = configuration_spec
+            .map(observability::metrics::effective_metric_spec)
+            .unwrap_or_default();
+        let settings = observability::metrics::MetricsSettings::from_spec(
+            &config.app_id,
+            &config.namespace,
+            &spec,
+        );
+        observability::metrics::SidecarMetrics::register(&metrics_registry, &settings)
+            .map_err(|err| RuntimeError::Observability(err.to_string()))?
+    } else {
+        observability::metrics::SidecarMetrics::disabled()
+    };
+    let mut tracing_spec = configuration_spec
+        .and_then(|spec| spec.tracing.clone())
+        .unwrap_or_default();
+    observability::trace::apply_otel_environment(&mut tracing_spec, |name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|err| RuntimeError::Observability(err.to_string()))?;
+    let tracing_pipeline =
+        observability::trace::Tracing::start(&config.app_id, Some(&tracing_spec))
+            .map_err(|err| RuntimeError::Observability(err.to_string()))?;
+    let api_logging_spec = configuration_spec
+        .and_then(|spec| spec.logging.as_ref())
+        .and_then(|logging| logging.api_logging.clone())
+        .unwrap_or_default();
+    let api_logging = config
+        .enable_api_logging
+        .or(api_logging_spec.enabled)
+        .unwrap_or(false)
+        .then(|| observability::api_log::HttpApiLogSettings {
+            obfuscate_urls: api_logging_spec.obfuscate_urls.unwrap_or(false),
+            omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
+        });
+
     let runtime = Arc::new(Runtime {
         config,
         health,
@@ -146,11 +191,13 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         metadata,
         shutdown: shutdown.clone(),
         invoker,
+        metrics,
+        tracing: tracing_pipeline,
+        api_logging,
     });
     let config = &runtime.config;
 
     // Bind every listener before serving anything, so a taken port fails the start.
-    let metrics = MetricsRegistry::new();
     let metrics_listener = match config.metrics_address {
         Some(address) => Some(bind(address).await?),
         None => None,
@@ -171,7 +218,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     if let Some(listener) = metrics_listener {
         let stop = shutdown.signal();
         servers.spawn(async move {
-            dapr_kit::metrics::serve(listener, metrics, stop)
+            dapr_kit::metrics::serve(listener, metrics_registry, stop)
                 .await
                 .map_err(|source| RuntimeError::Serve {
                     server: "metrics",
@@ -220,14 +267,9 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     // The sidecar serves its app's callers once the app listens, as upstream waits for it.
     outbound_ready.set_ready(true);
     if let Some(app) = &app_channel {
-        tracing::info!(
-            "application protocol: {:?}. waiting on port {}. This will block until the app is listening on that port.",
-            app.app().protocol,
-            app.app().port
-        );
         let stopped = shutdown.signal();
         tokio::select! {
-            () = app.wait_for_app() => tracing::info!("application discovered on port {}", app.app().port),
+            () = app.wait_for_app() => {}
             () = stopped.wait() => {}
         }
         let app = app.clone();
@@ -264,6 +306,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             servers.abort_all();
         }
     }
+    runtime.tracing.shutdown().await;
     if let Err(err) = resolver.close().await {
         tracing::warn!("failed to close the name resolver: {err}");
     }

@@ -223,7 +223,6 @@ impl Options {
                 "dapr-block-shutdown-duration",
                 self.dapr_block_shutdown_duration.is_some(),
             ),
-            ("enable-api-logging", self.enable_api_logging == Some(true)),
             (
                 "disable-init-endpoints",
                 !self.disable_init_endpoints.is_empty(),

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use crate::config::RuntimeConfig;
 use crate::invoke::Invoker;
 use crate::metadata::MetadataStore;
+use crate::observability::api_log::HttpApiLogSettings;
+use crate::observability::metrics::SidecarMetrics;
+use crate::observability::trace::Tracing;
 
 /// Everything the API edges share, behind one `Arc`.
 pub struct Runtime {
@@ -23,6 +26,12 @@ pub struct Runtime {
     pub shutdown: Shutdown,
     /// Service invocation, shared by every edge.
     pub invoker: Arc<Invoker>,
+    /// Upstream's metric families.
+    pub metrics: SidecarMetrics,
+    /// Span creation and export.
+    pub tracing: Tracing,
+    /// API logging settings, when API logging is on.
+    pub api_logging: Option<HttpApiLogSettings>,
 }
 
 impl std::fmt::Debug for Runtime {

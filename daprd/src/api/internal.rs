@@ -3,6 +3,8 @@
 //! to this sidecar's app channel and send back the app's status, headers, trailers and
 //! body. The actor methods keep the generated `Unimplemented` answers.
 
+use crate::observability::metrics::GrpcServerMetricsLayer;
+use crate::observability::trace::GrpcServerTraceLayer;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -105,7 +107,8 @@ impl ServiceInvocation for InternalService {
 }
 
 /// The internal server's routes: `ServiceInvocation`, and gRPC calls proxied from other
-/// sidecars to this app (any other service), within the message size limit.
+/// sidecars to this app (any other service), within the message size limit; traced and
+/// measured.
 pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router {
     let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
     let service = InternalService::new(runtime.invoker.clone())
@@ -119,4 +122,6 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
     tonic::service::Routes::new(service)
         .into_axum_router()
         .fallback_service(proxy.router())
+        .layer(GrpcServerMetricsLayer::new(runtime.metrics.clone()))
+        .layer(GrpcServerTraceLayer::new(runtime.tracing.clone()))
 }

@@ -3,6 +3,7 @@
 //! through its sidecar's internal API (`CallLocalStream`, bodies streamed both ways over a
 //! pooled HTTP/2 connection); `HTTPEndpoint` resources and URLs are called directly.
 
+use crate::observability::trace::{TraceContext, inject_grpc_metadata};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -369,7 +370,12 @@ impl Invoker {
             .map_err(|reason| PeerFailure::Status(tonic::Status::unavailable(reason)))?;
         let mut client = ServiceInvocationClient::new(channel);
         let (abort, mut aborted_by) = watch::channel(None);
-        let outgoing = stream::outgoing_request(head, slot, abort);
+        let trace = trace_context_of(&head);
+        let mut outgoing = tonic::Request::new(stream::outgoing_request(head, slot, abort));
+        // The peer's server span continues the caller's trace (gRPC metadata carries it).
+        if let Some(context) = trace {
+            inject_grpc_metadata(outgoing.metadata_mut(), &context);
+        }
         let replies = tokio::select! {
             reply = client.call_local_stream(outgoing) => reply.map_err(|status| {
                 PeerFailure::Status(transport_status(address, status))
@@ -401,4 +407,21 @@ fn append_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.append(HeaderName::from_static(name), value);
     }
+}
+
+/// The trace context the call carries in its metadata (`traceparent`/`tracestate`, in
+/// whatever letter case the caller's headers used).
+fn trace_context_of(head: &dapr_proto::internals::InternalInvokeRequest) -> Option<TraceContext> {
+    let mut headers = http::HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        let value = head
+            .metadata
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, list)| list.values.first());
+        if let Some(value) = value.and_then(|value| http::HeaderValue::from_str(value).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    TraceContext::from_http_headers(&headers)
 }

@@ -5,6 +5,7 @@
 mod binaries;
 mod invoke;
 mod launchers;
+mod observability;
 mod process;
 mod proto_contracts;
 mod python;

@@ -4,6 +4,7 @@
 //! with an `ErrorInfo` naming the HTTP code and the start of the body). A gRPC app's error
 //! status is returned as it is.
 
+use crate::observability::trace::{TraceContext, inject_into};
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -102,10 +103,14 @@ pub async fn invoke_service(
     invoker: &Invoker,
     request: Request<InvokeServiceRequest>,
 ) -> Result<Response<common::InvokeResponse>, Status> {
-    let (metadata, _, request) = request.into_parts();
+    let (metadata, extensions, request) = request.into_parts();
     let mut headers: HeaderMap = metadata.into_headers();
     for name in TRANSPORT_HEADERS {
         headers.remove(name);
+    }
+    // The callee continues the trace from this sidecar's server span.
+    if let Some(context) = extensions.get::<TraceContext>() {
+        inject_into(&mut headers, context);
     }
     let target = request.id;
     let message = request.message.unwrap_or_default();

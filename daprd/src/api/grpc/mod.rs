@@ -12,6 +12,9 @@ use dapr_proto::runtime::dapr_server::{Dapr, DaprServer};
 use tonic::{Request, Response, Status};
 
 use crate::api::middleware;
+use crate::observability::api_log::GrpcApiLogLayer;
+use crate::observability::metrics::GrpcServerMetricsLayer;
+use crate::observability::trace::GrpcServerTraceLayer;
 use crate::runtime::{FORCE_SHUTDOWN_KEY, Runtime};
 
 /// The `Dapr` service.
@@ -63,6 +66,7 @@ impl Dapr for DaprApi {
 /// the app named by `dapr-app-id`; with the API-token check and message size limits.
 pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let token = runtime.config.api_token.clone();
+    let observed = runtime.clone();
     let proxy = proxy::GrpcProxy::new(
         runtime.invoker.clone(),
         runtime.config.app_api_token.clone(),
@@ -71,11 +75,19 @@ pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let dapr = DaprServer::new(DaprApi { runtime })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    tonic::service::Routes::new(dapr)
+    let router = tonic::service::Routes::new(dapr)
         .into_axum_router()
         .fallback_service(proxy.router())
         .layer(axum::middleware::from_fn_with_state(
             token,
             middleware::require_api_token_grpc,
-        ))
+        ));
+    let router = if observed.api_logging.is_some() {
+        router.layer(GrpcApiLogLayer::new())
+    } else {
+        router
+    };
+    router
+        .layer(GrpcServerMetricsLayer::new(observed.metrics.clone()))
+        .layer(GrpcServerTraceLayer::new(observed.tracing.clone()))
 }

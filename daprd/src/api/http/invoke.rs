@@ -4,6 +4,7 @@
 //! and streamed body, whatever its status; only failures to reach the app become
 //! `ERR_DIRECT_INVOKE` errors.
 
+use crate::observability::trace::{TraceContext, inject_into};
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,6 +36,10 @@ pub fn router(invoker: Arc<Invoker>) -> Router {
 pub async fn invoke(State(invoker): State<Arc<Invoker>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
+    // The callee continues the trace from this sidecar's server span.
+    if let Some(context) = parts.extensions.get::<TraceContext>() {
+        inject_into(&mut headers, context);
+    }
     let path = percent_decode_str(parts.uri.path())
         .decode_utf8()
         .map(|path| path.into_owned())

@@ -11,16 +11,21 @@ use axum::Router;
 use axum::routing::{get, post, put};
 
 use crate::api::middleware;
+use crate::observability::api_log::HttpApiLogLayer;
+use crate::observability::metrics::HttpServerMetricsLayer;
+use crate::observability::trace::HttpServerTraceLayer;
 use crate::runtime::Runtime;
 
 /// What the HTTP handlers share.
 pub type ApiState = Arc<Runtime>;
 
-/// The HTTP API routes with the API-token and body-size checks applied.
+/// The HTTP API routes with the API-token and body-size checks applied, traced,
+/// measured and (when enabled) logged.
 pub fn router(runtime: ApiState) -> Router {
+    let observed = runtime.clone();
     let token = runtime.config.api_token.clone();
     let max_body_size = runtime.config.max_body_size;
-    Router::new()
+    let router = Router::new()
         .route("/v1.0/healthz", get(healthz::healthz))
         .route("/v1.0/healthz/outbound", get(healthz::outbound))
         .route("/v1.0/metadata", get(metadata::get_metadata))
@@ -43,7 +48,14 @@ pub fn router(runtime: ApiState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             token,
             middleware::require_api_token_http,
-        ))
+        ));
+    let router = match observed.api_logging {
+        Some(settings) => router.layer(HttpApiLogLayer::new(settings)),
+        None => router,
+    };
+    router
+        .layer(HttpServerMetricsLayer::new(observed.metrics.clone()))
+        .layer(HttpServerTraceLayer::new(observed.tracing.clone()))
 }
 
 /// Reads a whole request body (already capped by [`middleware::limit_body`]), turning a
