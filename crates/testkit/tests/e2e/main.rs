@@ -4,6 +4,7 @@
 
 mod binaries;
 mod invoke;
+mod invoke_edges;
 mod launchers;
 mod observability;
 mod process;

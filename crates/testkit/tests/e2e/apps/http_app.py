@@ -5,12 +5,14 @@ and body. Special paths:
   /status/<code>  replies with that status and an echo body plus header x-reply: <code>
   /count          streams the request body in chunks and replies with its length only,
                   so huge bodies never sit in memory
+  /sleep/<secs>   waits that long, then answers like any other path
   /healthz        200
 Listens on 127.0.0.1:$APP_PORT.
 """
 
 import json
 import os
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -75,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/count":
             return self._reply(200, {"bytes": self._count()})
         body = self._body()
+        if path.startswith("/sleep/"):
+            time.sleep(float(path.rsplit("/", 1)[1]))
         echo = {
             "method": self.command,
             "path": path,
