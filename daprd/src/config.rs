@@ -153,6 +153,9 @@ pub struct RuntimeConfig {
     pub app_api_token: Option<String>,
     /// The namespace of this app (`NAMESPACE`, `default` when unset).
     pub namespace: String,
+    /// `--unix-domain-socket`: when set, the public APIs listen on sockets in this
+    /// folder instead of TCP.
+    pub unix_domain_socket: String,
     /// `--enable-api-logging` when given; otherwise the Configuration decides.
     pub enable_api_logging: Option<bool>,
     /// Directories resources are loaded from (standalone mode).
@@ -358,6 +361,7 @@ impl RuntimeConfig {
             api_token: non_empty_env("DAPR_API_TOKEN"),
             app_api_token: non_empty_env("APP_API_TOKEN"),
             enable_api_logging: options.enable_api_logging,
+            unix_domain_socket: options.unix_domain_socket.clone(),
             namespace: non_empty_env("NAMESPACE").unwrap_or_else(|| "default".to_string()),
             resources_paths,
             config: options.config.clone(),

@@ -14,6 +14,7 @@ pub mod resources;
 pub mod runtime;
 
 mod api;
+mod listeners;
 mod quantity;
 
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use dapr_kit::healthz::Health;
 use dapr_kit::metrics::MetricsRegistry;
 use dapr_kit::shutdown::{Shutdown, ShutdownSignal};
-use tokio::net::TcpListener;
+
 use tokio::task::JoinSet;
 
 pub use config::RuntimeConfig;
@@ -36,8 +37,8 @@ pub enum RuntimeError {
     /// A listener could not be opened.
     #[error("failed to listen on {address}: {source}")]
     Bind {
-        /// The address that was asked for.
-        address: SocketAddr,
+        /// The address (or socket file) that was asked for.
+        address: String,
         /// The operating system's reason.
         source: std::io::Error,
     },
@@ -61,32 +62,6 @@ pub enum RuntimeError {
         /// The underlying error.
         source: std::io::Error,
     },
-}
-
-async fn bind(address: SocketAddr) -> Result<TcpListener, RuntimeError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| RuntimeError::Bind { address, source })
-}
-
-/// Serves `router` (HTTP/1.1 and HTTP/2, including gRPC's prior-knowledge h2c) on
-/// `listener` until `stop` fires, then lets in-flight calls finish.
-fn spawn_server(
-    servers: &mut JoinSet<Result<(), RuntimeError>>,
-    name: &'static str,
-    listener: TcpListener,
-    router: axum::Router,
-    stop: ShutdownSignal,
-) {
-    servers.spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await
-            .map_err(|source| RuntimeError::Serve {
-                server: name,
-                source,
-            })
-    });
 }
 
 /// Names of the preview features the configuration turns on.
@@ -199,16 +174,27 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
 
     // Bind every listener before serving anything, so a taken port fails the start.
     let metrics_listener = match config.metrics_address {
-        Some(address) => Some(bind(address).await?),
+        Some(address) => Some(listeners::bind_tcp(address).await?),
         None => None,
     };
-    let mut http_listeners = Vec::new();
-    let mut grpc_listeners = Vec::new();
-    for ip in &config.listen_addresses {
-        http_listeners.push(bind(SocketAddr::new(*ip, config.http_port)).await?);
-        grpc_listeners.push(bind(SocketAddr::new(*ip, config.grpc_port)).await?);
-    }
-    let internal_listener = bind(SocketAddr::new(
+    let socket_dir = &config.unix_domain_socket;
+    let http_listeners = listeners::public(
+        "http",
+        &config.app_id,
+        socket_dir,
+        &config.listen_addresses,
+        config.http_port,
+    )
+    .await?;
+    let grpc_listeners = listeners::public(
+        "grpc",
+        &config.app_id,
+        socket_dir,
+        &config.listen_addresses,
+        config.grpc_port,
+    )
+    .await?;
+    let internal_listener = listeners::bind_tcp(SocketAddr::new(
         config.internal_grpc_listen_address,
         config.internal_grpc_port,
     ))
@@ -228,10 +214,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     }
     let http_router = api::http::router(runtime.clone());
     for listener in http_listeners {
-        if let Ok(address) = listener.local_addr() {
-            tracing::info!("HTTP server is listening on {address}");
-        }
-        spawn_server(
+        listeners::spawn(
             &mut servers,
             "HTTP API",
             listener,
@@ -241,10 +224,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     }
     let grpc_router = api::grpc::router(runtime.clone());
     for listener in grpc_listeners {
-        if let Ok(address) = listener.local_addr() {
-            tracing::info!("gRPC server listening on {address}");
-        }
-        spawn_server(
+        listeners::spawn(
             &mut servers,
             "gRPC API",
             listener,
@@ -256,10 +236,10 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     if let Ok(address) = internal_listener.local_addr() {
         tracing::info!("Internal gRPC server is listening on {address}");
     }
-    spawn_server(
+    listeners::spawn(
         &mut servers,
         "internal gRPC",
-        internal_listener,
+        listeners::Listener::Tcp(internal_listener),
         api::internal::router(&runtime),
         shutdown.signal(),
     );

@@ -205,7 +205,6 @@ impl Options {
     pub fn unimplemented_flags(&self) -> Vec<(&'static str, bool)> {
         vec![
             ("dapr-public-port", !self.dapr_public_port.is_empty()),
-            ("unix-domain-socket", !self.unix_domain_socket.is_empty()),
             (
                 "control-plane-address",
                 !self.control_plane_address.is_empty(),

@@ -325,3 +325,66 @@ async fn sigterm_drains_in_flight_calls_before_exit() {
         .unwrap();
     assert!(exit.success(), "{exit:?}\n{}", callee.log_tail(20));
 }
+
+#[tokio::test]
+async fn http_endpoints_and_urls_reach_non_dapr_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _service) = start_app("http_app.py").await;
+    let resources = dir.path().join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    std::fs::write(
+        resources.join("endpoint.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: external\nspec:\n  baseUrl: http://127.0.0.1:{port}\n  \
+             headers:\n    - name: x-endpoint\n      value: from-resource\n"
+        ),
+    )
+    .unwrap();
+    let caller = Daprd::builder("endpoint-caller")
+        .resources_path(&resources)
+        .arg("--enable-api-logging")
+        .start()
+        .await
+        .unwrap();
+
+    let by_name = http::get(&format!(
+        "{}/v1.0/invoke/external/method/items?id=3",
+        caller.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(by_name.status.as_u16(), 200, "{}", by_name.text());
+    let echo: Value = by_name.json().unwrap();
+    assert_eq!(echo["path"], "/items");
+    assert_eq!(echo["query"], "id=3");
+    assert_eq!(echo["headers"]["x-endpoint"], "from-resource");
+
+    let by_url = http::get(&format!(
+        "{}/v1.0/invoke/http://127.0.0.1:{port}/method/status/202",
+        caller.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(by_url.status.as_u16(), 202, "{}", by_url.text());
+    assert_eq!(by_url.json::<Value>().unwrap()["path"], "/status/202");
+
+    let metadata: Value = http::get(&format!("{}/v1.0/metadata", caller.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        metadata["httpEndpoints"],
+        serde_json::json!([{"name": "external"}])
+    );
+
+    // --enable-api-logging: one line per API call.
+    let log = caller.log_tail(40);
+    assert!(
+        log.lines()
+            .filter(|line| line.contains("HTTP API Called"))
+            .count()
+            >= 3,
+        "{log}"
+    );
+}

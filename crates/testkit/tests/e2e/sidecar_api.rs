@@ -240,3 +240,88 @@ async fn the_shutdown_api_stops_the_sidecar_gracefully() {
         .unwrap();
     assert!(exit.success(), "{exit:?}\n{}", daprd.log_tail(20));
 }
+
+#[tokio::test]
+async fn unix_domain_sockets_carry_both_public_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let [metrics_port] = dapr_testkit::ports::free_ports(1)[..] else {
+        unreachable!()
+    };
+    let socket_dir = dir.path().display().to_string();
+    let daprd = dapr_testkit::ControlPlane::builder(
+        "daprd",
+        format!("http://127.0.0.1:{metrics_port}/metrics"),
+    )
+    .args([
+        "--app-id",
+        "uds-app",
+        "--unix-domain-socket",
+        &socket_dir,
+        "--metrics-port",
+        &metrics_port.to_string(),
+        "--metrics-listen-address",
+        "127.0.0.1",
+        "--dapr-internal-grpc-listen-address",
+        "127.0.0.1",
+    ])
+    .env("DAPR_MDNS_INTERFACE", "lo")
+    .env("DAPR_HOST_IP", "127.0.0.1")
+    .start()
+    .await
+    .unwrap();
+    let http_socket = dir.path().join("dapr-uds-app-http.socket");
+    let grpc_socket = dir.path().join("dapr-uds-app-grpc.socket");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(http_socket.exists() && grpc_socket.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sockets never appeared:\n{}",
+            daprd.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // gRPC clients must name an authority over the socket: grpc-core otherwise sends the
+    // socket path as `:authority`, which the h2 server refuses as malformed (Go's accepts it).
+    let script = format!(
+        "import http.client, json, socket, grpc\n\
+         from dapr.proto.runtime.v1 import dapr_pb2_grpc, metadata_pb2\n\
+         class UnixConnection(http.client.HTTPConnection):\n\
+         \x20   def connect(self):\n\
+         \x20       self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+         \x20       self.sock.connect({http:?})\n\
+         conn = UnixConnection('localhost')\n\
+         conn.request('GET', '/v1.0/healthz')\n\
+         print(conn.getresponse().status)\n\
+         conn = UnixConnection('localhost')\n\
+         conn.request('GET', '/v1.0/metadata')\n\
+         print(json.loads(conn.getresponse().read())['id'])\n\
+         stub = dapr_pb2_grpc.DaprStub(grpc.insecure_channel('unix://{grpc}', options=(('grpc.default_authority', 'localhost'),)))\n\
+         print(stub.GetMetadata(metadata_pb2.GetMetadataRequest()).id)\n",
+        http = http_socket.display().to_string(),
+        grpc = grpc_socket.display(),
+    );
+    let output = python::run(
+        &python::sdk_python().unwrap(),
+        Script::Source(&script),
+        Vec::<(String, String)>::new(),
+        SDK_TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}\n{}",
+        output.stdout,
+        output.stderr,
+        daprd.log_tail(20)
+    );
+    assert_eq!(output.stdout, "204\nuds-app\nuds-app\n");
+
+    let exit = daprd.terminate(Duration::from_secs(15)).await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        !http_socket.exists() && !grpc_socket.exists(),
+        "socket files must be removed at exit"
+    );
+}
