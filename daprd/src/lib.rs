@@ -219,6 +219,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             "HTTP API",
             listener,
             http_router.clone(),
+            config.read_buffer_size,
             shutdown.signal(),
         );
     }
@@ -229,6 +230,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             "gRPC API",
             listener,
             grpc_router.clone(),
+            config.read_buffer_size,
             shutdown.signal(),
         );
     }
@@ -241,6 +243,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         "internal gRPC",
         listeners::Listener::Tcp(internal_listener),
         api::internal::router(&runtime),
+        config.read_buffer_size,
         shutdown.signal(),
     );
 

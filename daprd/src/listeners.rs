@@ -4,8 +4,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use dapr_kit::shutdown::ShutdownSignal;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
@@ -82,38 +87,80 @@ pub async fn public(
     }
 }
 
+/// How long a client may take to send a request's headers, as upstream's
+/// `ReadHeaderTimeout`; slow senders cannot hold connections open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The smallest header buffer hyper accepts.
+const MIN_HEADER_BUFFER: usize = 8 * 1024;
+
 /// Serves `router` (HTTP/1.1 and HTTP/2, including gRPC's prior-knowledge h2c) on
-/// `listener` until `stop` fires and in-flight calls are done.
+/// `listener` until `stop` fires and in-flight calls are done. Request headers must arrive
+/// within [`HEADER_READ_TIMEOUT`] and fit in `header_limit` bytes (`--read-buffer-size`,
+/// at least 8 KiB).
 pub fn spawn(
     servers: &mut JoinSet<Result<(), RuntimeError>>,
     name: &'static str,
     listener: Listener,
     router: axum::Router,
+    header_limit: u64,
     stop: ShutdownSignal,
 ) {
-    let failed = move |source| RuntimeError::Serve {
-        server: name,
-        source,
-    };
+    let header_limit = usize::try_from(header_limit)
+        .unwrap_or(usize::MAX)
+        .max(MIN_HEADER_BUFFER);
     match listener {
         Listener::Tcp(listener) => {
             servers.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await
-                    .map_err(failed)
+                serve_connections(listener, router, header_limit, stop).await;
+                Ok(())
             });
         }
         Listener::Unix { listener, path } => {
             servers.spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await;
+                serve_connections(listener, router, header_limit, stop).await;
                 if let Err(err) = std::fs::remove_file(&path) {
                     tracing::warn!("failed to remove {}: {err}", path.display());
                 }
-                served.map_err(failed)
+                Ok(())
             });
         }
     }
+    tracing::debug!("{name} server started");
+}
+
+/// Accepts connections until `stop`, then waits for open ones to finish gracefully.
+async fn serve_connections<L: axum::serve::Listener>(
+    mut listener: L,
+    router: axum::Router,
+    header_limit: usize,
+    stop: ShutdownSignal,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(header_limit);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX));
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            (io, _) = listener.accept() => {
+                let service = TowerToHyperService::new(router.clone());
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::trace!("connection ended with an error: {err}");
+                    }
+                });
+            }
+            () = stop.wait() => break,
+        }
+    }
+    graceful.shutdown().await;
 }

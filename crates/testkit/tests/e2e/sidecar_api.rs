@@ -325,3 +325,52 @@ async fn unix_domain_sockets_carry_both_public_apis() {
         "socket files must be removed at exit"
     );
 }
+
+#[tokio::test]
+async fn slow_or_oversized_request_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let daprd = Daprd::builder("headers-app").start().await.unwrap();
+
+    // Headers that never finish: the sidecar closes the connection (upstream's
+    // ReadHeaderTimeout) instead of holding it forever.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", daprd.http_port()))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /v1.0/healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut reply)).await;
+    assert!(read.is_ok(), "the connection was still open after 30 s");
+
+    // Headers larger than the read buffer.
+    let huge = "x".repeat(64 * 1024);
+    let mut big = tokio::net::TcpStream::connect(("127.0.0.1", daprd.http_port()))
+        .await
+        .unwrap();
+    big.write_all(
+        format!("GET /v1.0/healthz HTTP/1.1\r\nhost: x\r\nx-big: {huge}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), big.read_to_end(&mut reply)).await;
+    let status_line = String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        status_line.contains("431"),
+        "oversized headers: {status_line:?}"
+    );
+
+    assert_eq!(
+        http::get(&format!("{}/v1.0/healthz", daprd.base_url()))
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        204
+    );
+}
