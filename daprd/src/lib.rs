@@ -104,18 +104,6 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     let app_channel =
         channel::AppChannel::from_config(&config, channel::ChannelOptions::from_config(&config))
             .map_err(RuntimeError::AppChannel)?;
-    let invoker = Arc::new(invoke::Invoker::new(
-        invoke::InvokerConfig::new(&config.app_id, &config.namespace, config.internal_grpc_port),
-        Some(resolver.clone()),
-        app_channel.clone(),
-    ));
-    invoker.set_http_endpoints(
-        startup
-            .resources
-            .http_endpoints
-            .iter()
-            .map(|loaded| loaded.resource.clone()),
-    );
 
     let configuration_spec = startup
         .configuration
@@ -158,6 +146,26 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             obfuscate_urls: api_logging_spec.obfuscate_urls.unwrap_or(false),
             omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
         });
+
+    let invoker = Arc::new(
+        invoke::Invoker::new(
+            invoke::InvokerConfig::new(
+                &config.app_id,
+                &config.namespace,
+                config.internal_grpc_port,
+            ),
+            Some(resolver.clone()),
+            app_channel.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
+    invoker.set_http_endpoints(
+        startup
+            .resources
+            .http_endpoints
+            .iter()
+            .map(|loaded| loaded.resource.clone()),
+    );
 
     let runtime = Arc::new(Runtime {
         config,

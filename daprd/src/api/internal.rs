@@ -47,8 +47,34 @@ impl InternalService {
             .ok_or_else(|| Status::internal("app channel is not initialized"))
     }
 
-    /// Calls the app with a checked method; channel failures become `Internal`.
+    /// Calls the app with a checked method, recording the call in the invocation metrics;
+    /// channel failures become `Internal`.
     async fn call_app(
+        &self,
+        channel: &AppChannel,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, Status> {
+        let caller = request
+            .headers
+            .get("dapr-caller-app-id")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let metrics = self.invoker.metrics();
+        metrics.record_invocation_request_received(&caller);
+        let reply = Self::call_channel(channel, request).await;
+        let status = match &reply {
+            Ok(response) => response
+                .grpc_code
+                .map_or(i32::from(response.status.as_u16()), |code| code as i32),
+            Err(status) => status.code() as i32,
+        };
+        metrics.record_invocation_response_sent(&caller, status);
+        reply
+    }
+
+    /// Calls the app with a checked method; channel failures become `Internal`.
+    async fn call_channel(
         channel: &AppChannel,
         mut request: InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
@@ -78,7 +104,7 @@ impl ServiceInvocation for InternalService {
         let request = stream::request_from_head(head, Body::from(data)).ok_or_else(|| {
             Status::invalid_argument("parsing InternalInvokeRequest error: field Message is nil")
         })?;
-        let response = Self::call_app(channel, request).await?;
+        let response = self.call_app(channel, request).await?;
         let mut reply = stream::response_head(&response);
         let data = response
             .body
@@ -101,7 +127,7 @@ impl ServiceInvocation for InternalService {
     ) -> Result<Response<BoxStream<InternalInvokeResponseStream>>, Status> {
         let channel = self.channel()?;
         let request = stream::incoming_request(request.into_inner()).await?;
-        let response = Self::call_app(channel, request).await?;
+        let response = self.call_app(channel, request).await?;
         Ok(Response::new(stream::outgoing_response(response).boxed()))
     }
 }

@@ -3,6 +3,7 @@
 //! through its sidecar's internal API (`CallLocalStream`, bodies streamed both ways over a
 //! pooled HTTP/2 connection); `HTTPEndpoint` resources and URLs are called directly.
 
+use crate::observability::metrics::{InvocationKind, SidecarMetrics};
 use crate::observability::trace::{TraceContext, inject_grpc_metadata};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +104,7 @@ pub struct Invoker {
     app_channel: Option<AppChannel>,
     peers: PeerPool,
     endpoints: HttpEndpoints,
+    metrics: SidecarMetrics,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -131,7 +133,19 @@ impl Invoker {
             app_channel,
             peers: PeerPool::new(),
             endpoints: HttpEndpoints::new(),
+            metrics: SidecarMetrics::disabled(),
         }
+    }
+
+    /// Records upstream's service-invocation metrics in `metrics`.
+    pub fn with_metrics(mut self, metrics: SidecarMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics invocations are recorded in.
+    pub fn metrics(&self) -> &SidecarMetrics {
+        &self.metrics
     }
 
     /// This sidecar's identity.
@@ -233,7 +247,23 @@ impl Invoker {
                 address,
             } => {
                 tracing::debug!("invoking {id}.{namespace} at {address}");
-                self.invoke_remote(target, &id, &address, request).await
+                self.metrics
+                    .record_invocation_request_sent(&id, InvocationKind::Streaming);
+                let started = std::time::Instant::now();
+                let reply = self.invoke_remote(target, &id, &address, request).await;
+                let status = match &reply {
+                    Ok(response) => response
+                        .grpc_code
+                        .map_or(i32::from(response.status.as_u16()), |code| code as i32),
+                    Err(err) => i32::from(err.http_status.as_u16()),
+                };
+                self.metrics.record_invocation_response_received(
+                    &id,
+                    status,
+                    InvocationKind::Streaming,
+                    started.elapsed(),
+                );
+                reply
             }
         }
     }

@@ -213,4 +213,24 @@ async fn a_trace_and_metrics_span_two_sidecars() {
         ],
     );
     assert_eq!(rpcs, Some(1.0), "{callee_metrics}");
+
+    // Service invocation metrics: sent by the caller, received and answered by the callee.
+    let sent = sample(
+        &caller_metrics,
+        "dapr_runtime_service_invocation_req_sent_total",
+        &["dst_app_id=\"traced-b\""],
+    );
+    assert_eq!(sent, Some(1.0), "{caller_metrics}");
+    let answered = sample(
+        &caller_metrics,
+        "dapr_runtime_service_invocation_res_recv_total",
+        &["src_app_id=\"traced-b\"", "status=\"200\""],
+    );
+    assert_eq!(answered, Some(1.0), "{caller_metrics}");
+    let received = sample(
+        &callee_metrics,
+        "dapr_runtime_service_invocation_req_recv_total",
+        &["src_app_id=\"traced-a\""],
+    );
+    assert_eq!(received, Some(1.0), "{callee_metrics}");
 }
