@@ -3,6 +3,7 @@
 //! to this sidecar's app channel and send back the app's status, headers, trailers and
 //! body. The actor methods keep the generated `Unimplemented` answers.
 
+use crate::config::AppProtocol;
 use crate::observability::metrics::GrpcServerMetricsLayer;
 use crate::observability::trace::GrpcServerTraceLayer;
 use std::sync::Arc;
@@ -62,7 +63,36 @@ impl InternalService {
             .to_string();
         let metrics = self.invoker.metrics();
         metrics.record_invocation_request_received(&caller);
+        let http_verb = request.http_verb.clone();
+        let path = format!("/{}", request.method.trim_start_matches('/'));
+        let sent = content_length(&request.headers);
+        let started = std::time::Instant::now();
         let reply = Self::call_channel(channel, request).await;
+        let elapsed = started.elapsed();
+        match (&reply, channel.app().protocol) {
+            (Ok(response), AppProtocol::Grpc | AppProtocol::Grpcs) => {
+                let code = response.grpc_code.map_or(0, |code| code as i32);
+                metrics.record_grpc_client(
+                    APP_INVOKE_METHOD,
+                    code,
+                    sent,
+                    content_length(&response.headers),
+                    elapsed,
+                );
+            }
+            (Ok(response), _) => {
+                let received = content_length(&response.headers);
+                metrics.record_http_client(
+                    &http_verb,
+                    &path,
+                    response.status.as_u16(),
+                    sent,
+                    received,
+                    elapsed,
+                );
+            }
+            (Err(_), _) => {}
+        }
         let status = match &reply {
             Ok(response) => response
                 .grpc_code
@@ -150,4 +180,16 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
         .fallback_service(proxy.router())
         .layer(GrpcServerMetricsLayer::new(runtime.metrics.clone()))
         .layer(GrpcServerTraceLayer::new(runtime.tracing.clone()))
+}
+
+/// The gRPC method apps reached over gRPC are invoked with, as the client metrics name it.
+const APP_INVOKE_METHOD: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
+
+/// The announced body size, or 0 when the body streams without one.
+fn content_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }
