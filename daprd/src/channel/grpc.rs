@@ -23,8 +23,6 @@ use crate::invoke::{InvokeRequest, InvokeResponse};
 
 /// Path of `AppCallback/OnInvoke`.
 const ON_INVOKE: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
-/// Media type upstream reports for a reply whose data carries a protobuf type URL.
-const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 
 /// The gRPC side of the app channel.
 pub(super) struct GrpcChannel {
@@ -66,7 +64,7 @@ impl GrpcChannel {
         let message = common::InvokeRequest {
             method: request.method,
             data: Some(prost_types::Any {
-                type_url: String::new(),
+                type_url: request.data_type_url.unwrap_or_default(),
                 value: data,
             }),
             content_type: request.content_type.unwrap_or_default(),
@@ -158,8 +156,8 @@ fn metadata_headers(metadata: MetadataMap) -> HeaderMap {
     headers
 }
 
-/// An `OnInvoke` reply: the data is the body; its content type is the reply's, or
-/// protobuf's when the data names a type URL, as upstream decides.
+/// An `OnInvoke` reply: the data is the body, the content type the reply's, and the
+/// data's type URL kept for callers that unpack it.
 fn ok_response(
     reply: common::InvokeResponse,
     header_metadata: MetadataMap,
@@ -169,13 +167,10 @@ fn ok_response(
         .data
         .map(|any| (any.type_url, any.value))
         .unwrap_or_default();
-    let content_type = if !type_url.is_empty() {
-        Some(PROTOBUF_CONTENT_TYPE.to_string())
-    } else if !reply.content_type.is_empty() {
-        Some(reply.content_type)
-    } else {
-        None
-    };
+    // The app's own content type stays as it sent it; a packed message is marked by its
+    // type URL, and the HTTP edge presents it as protobuf.
+    let data_type_url = Some(type_url).filter(|url| !url.is_empty());
+    let content_type = Some(reply.content_type).filter(|value| !value.is_empty());
     let mut trailers = trailers.into_headers();
     for reserved in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
         trailers.remove(reserved);
@@ -186,6 +181,7 @@ fn ok_response(
         headers: metadata_headers(header_metadata),
         trailers,
         content_type,
+        data_type_url,
         body: Body::from(data),
     }
 }
@@ -208,6 +204,7 @@ fn error_response(status: tonic::Status, header_metadata: MetadataMap) -> Invoke
         headers: metadata_headers(header_metadata),
         trailers,
         content_type: None,
+        data_type_url: None,
         body: Body::from(status_json(&status).to_string()),
     }
 }

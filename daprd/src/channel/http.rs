@@ -114,6 +114,7 @@ impl HttpChannel {
             headers: headers::from_http_app(parts.headers),
             trailers: HeaderMap::new(),
             content_type,
+            data_type_url: None,
             body: Body::new(HoldPermit {
                 body,
                 _permit: permit,

@@ -344,6 +344,7 @@ fn request(verb: Method, method: &str, query: &str, body: impl Into<Body>) -> In
         query: query.into(),
         headers: HeaderMap::new(),
         content_type: None,
+        data_type_url: None,
         body: body.into(),
     }
 }
@@ -746,7 +747,7 @@ async fn grpc_error_statuses_map_to_http_and_keep_their_details() {
 }
 
 #[tokio::test]
-async fn grpc_typed_data_is_protobuf() {
+async fn grpc_typed_data_keeps_its_type_url() {
     let (port, _) = start_grpc_app(false).await;
     let app = channel(port, AppProtocol::Grpc, ChannelOptions::default());
     let response = app
@@ -754,9 +755,10 @@ async fn grpc_typed_data_is_protobuf() {
         .await
         .unwrap();
     assert_eq!(
-        response.content_type.as_deref(),
-        Some("application/x-protobuf")
+        response.data_type_url.as_deref(),
+        Some("type.googleapis.com/test.Thing")
     );
+    assert_eq!(response.content_type, None);
     assert_eq!(
         response.body.collect().await.unwrap().to_bytes().as_ref(),
         &[8, 1]

@@ -348,6 +348,7 @@ async fn send(
         headers,
         trailers: Default::default(),
         content_type,
+        data_type_url: None,
         body: Body::new(body),
     })
 }

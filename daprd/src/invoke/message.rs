@@ -18,6 +18,8 @@ pub struct InvokeRequest {
     pub headers: HeaderMap,
     /// Media type of the body, when known.
     pub content_type: Option<String>,
+    /// `type_url` of a packed protobuf payload (gRPC callers), carried to gRPC apps.
+    pub data_type_url: Option<String>,
     /// The payload, streamed.
     pub body: Body,
 }
@@ -35,6 +37,8 @@ pub struct InvokeResponse {
     pub trailers: HeaderMap,
     /// Media type of the body, when known.
     pub content_type: Option<String>,
+    /// `type_url` of a packed protobuf payload (gRPC apps), carried back to gRPC callers.
+    pub data_type_url: Option<String>,
     /// The payload, streamed.
     pub body: Body,
 }

@@ -111,7 +111,14 @@ pub fn request_head(
         metadata,
         message: Some(common::InvokeRequest {
             method: request.method.clone(),
-            data: None,
+            // The payload streams in chunks; a protobuf type travels in the head.
+            data: request
+                .data_type_url
+                .clone()
+                .map(|type_url| prost_types::Any {
+                    type_url,
+                    value: Vec::new(),
+                }),
             content_type: request.content_type.clone().unwrap_or_default(),
             http_extension: Some(common::HttpExtension {
                 verb: verb_of(&request.http_verb) as i32,
@@ -132,6 +139,10 @@ pub fn request_from_head(head: InternalInvokeRequest, body: Body) -> Option<Invo
         query: extension.querystring,
         headers: metadata::from_internal(&head.metadata),
         content_type: Some(message.content_type).filter(|value| !value.is_empty()),
+        data_type_url: message
+            .data
+            .map(|any| any.type_url)
+            .filter(|url| !url.is_empty()),
         body,
     })
 }
@@ -364,7 +375,13 @@ pub fn response_head(response: &InvokeResponse) -> InternalInvokeResponse {
         headers: metadata::to_internal(&response.headers),
         trailers: metadata::to_internal(&trailers),
         message: Some(common::InvokeResponse {
-            data: None,
+            data: response
+                .data_type_url
+                .clone()
+                .map(|type_url| prost_types::Any {
+                    type_url,
+                    value: Vec::new(),
+                }),
             content_type: response.content_type.clone().unwrap_or_default(),
         }),
     }
@@ -375,10 +392,17 @@ pub fn response_from_head(head: InternalInvokeResponse, body: Body) -> Option<In
     let status = head.status?;
     let headers = metadata::from_internal(&head.headers);
     let mut trailers = metadata::from_internal(&head.trailers);
-    let content_type = head
+    let (content_type, data_type_url) = head
         .message
-        .map(|message| message.content_type)
-        .filter(|value| !value.is_empty());
+        .map(|message| {
+            (
+                message.content_type,
+                message.data.map(|any| any.type_url).unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    let content_type = Some(content_type).filter(|value| !value.is_empty());
+    let data_type_url = Some(data_type_url).filter(|url| !url.is_empty());
     let (status_code, grpc_code) = if status.code >= 100 {
         let http = u16::try_from(status.code)
             .ok()
@@ -411,6 +435,7 @@ pub fn response_from_head(head: InternalInvokeResponse, body: Body) -> Option<In
         headers,
         trailers,
         content_type,
+        data_type_url,
         body,
     })
 }

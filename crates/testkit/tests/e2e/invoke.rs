@@ -215,6 +215,23 @@ async fn the_sdk_invokes_both_apps_over_both_transports() {
 }
 
 #[tokio::test]
+async fn packed_protobuf_messages_keep_their_type_across_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http_app, _grpc_app) = two_apps(dir.path()).await;
+    let script = "from dapr.clients import DaprClient\n\
+                  from google.protobuf import wrappers_pb2\n\
+                  with DaprClient() as client:\n\
+                  \x20   r = client.invoke_method('grpc-app', 'proto', data=wrappers_pb2.StringValue(value='hi'))\n\
+                  \x20   reply = wrappers_pb2.StringValue()\n\
+                  \x20   r.unpack(reply)\n\
+                  \x20   print(r.is_proto(), reply.value)\n";
+    assert_eq!(
+        sdk(&http_app.daprd, "grpc", script).await,
+        "True proto=True text=hi\n"
+    );
+}
+
+#[tokio::test]
 async fn bad_invocations_get_upstreams_errors_and_the_sidecar_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let (http_app, grpc_app) = two_apps(dir.path()).await;

@@ -115,13 +115,17 @@ pub async fn invoke_service(
     let target = request.id;
     let message = request.message.unwrap_or_default();
     let extension = message.http_extension.unwrap_or_default();
-    let data = message.data.map(|any| any.value).unwrap_or_default();
+    let (data_type_url, data) = message
+        .data
+        .map(|any| (any.type_url, any.value))
+        .unwrap_or_default();
     let invocation = InvokeRequest {
         method: message.method,
         http_verb: http_method(extension.verb()),
         query: extension.querystring,
         headers,
         content_type: Some(message.content_type).filter(|value| !value.is_empty()),
+        data_type_url: Some(data_type_url).filter(|url| !url.is_empty()),
         body: Body::from(data),
     };
 
@@ -136,6 +140,7 @@ pub async fn invoke_service(
         .map_err(|err| ApiError::direct_invoke(&target, err).to_status())?
         .to_bytes();
     let content_type = reply.content_type.unwrap_or_default();
+    let reply_type_url = reply.data_type_url.unwrap_or_default();
 
     let (mut metadata, error) = match reply.grpc_code {
         None => {
@@ -169,7 +174,7 @@ pub async fn invoke_service(
     }
     let mut response = Response::new(common::InvokeResponse {
         data: Some(prost_types::Any {
-            type_url: String::new(),
+            type_url: reply_type_url,
             value: data.to_vec(),
         }),
         content_type,

@@ -58,6 +58,7 @@ pub async fn invoke(State(invoker): State<Arc<Invoker>>, request: Request) -> Re
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers,
         content_type,
+        data_type_url: None,
         body,
     };
     match invoker.invoke(&target, request).await {
@@ -66,16 +67,20 @@ pub async fn invoke(State(invoker): State<Arc<Invoker>>, request: Request) -> Re
     }
 }
 
+/// Content type of protobuf payloads, as upstream names it.
+const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
 /// The app's reply as the HTTP caller gets it.
 fn reply_response(reply: InvokeResponse) -> Response {
     let mut response = Response::new(Body::new(reply.body));
     *response.status_mut() = reply.status;
     *response.headers_mut() = to_http_headers(&reply.headers);
-    if let Some(content_type) = reply
+    // A packed protobuf reply without its own content type is protobuf to HTTP callers.
+    let content_type = reply
         .content_type
         .as_deref()
-        .and_then(|value| HeaderValue::from_str(value).ok())
-    {
+        .or(reply.data_type_url.as_ref().map(|_| PROTOBUF_CONTENT_TYPE));
+    if let Some(content_type) = content_type.and_then(|value| HeaderValue::from_str(value).ok()) {
         response.headers_mut().insert(CONTENT_TYPE, content_type);
     }
     response

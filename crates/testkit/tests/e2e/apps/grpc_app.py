@@ -4,6 +4,8 @@ Methods:
   echo  replies with JSON describing the call (data, content type, metadata) and a
         response header x-app: grpc-app. (The SDK's servicer hands user code only the
         data, content type and metadata of OnInvoke, not its HTTP extension.)
+  proto replies whether the request carried a packed protobuf message and which text it
+        held, as a google.protobuf.StringValue (so the reply is packed too)
   fail  raises, so gRPC answers UNKNOWN with the exception text
 Listens on 127.0.0.1:$APP_PORT.
 """
@@ -12,6 +14,7 @@ import json
 import os
 
 import grpc
+from google.protobuf import wrappers_pb2
 from dapr.ext.grpc import App, InvokeMethodRequest, InvokeMethodResponse
 
 app = App()
@@ -26,6 +29,16 @@ def echo(request: InvokeMethodRequest) -> InvokeMethodResponse:
         "metadata": metadata,
     }
     return InvokeMethodResponse(json.dumps(payload), "application/json", headers=(("x-app", "grpc-app"),))
+
+
+@app.method(name="proto")
+def proto(request: InvokeMethodRequest) -> InvokeMethodResponse:
+    text = ""
+    if request.is_proto():
+        value = wrappers_pb2.StringValue()
+        request.unpack(value)
+        text = value.value
+    return InvokeMethodResponse(wrappers_pb2.StringValue(value=f"proto={request.is_proto()} text={text}"))
 
 
 @app.method(name="fail")
