@@ -47,6 +47,19 @@ pub enum AppProtocol {
     Grpcs,
 }
 
+impl AppProtocol {
+    /// The name upstream uses for the protocol (`http`, `https`, `h2c`, `grpc`, `grpcs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Https => "https",
+            AppProtocol::H2c => "h2c",
+            AppProtocol::Grpc => "grpc",
+            AppProtocol::Grpcs => "grpcs",
+        }
+    }
+}
+
 /// The application the sidecar fronts, when `--app-port` is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConnection {

@@ -30,16 +30,6 @@ pub struct MetadataStore {
     extended: RwLock<BTreeMap<String, String>>,
 }
 
-fn protocol_name(protocol: AppProtocol) -> &'static str {
-    match protocol {
-        AppProtocol::Http => "http",
-        AppProtocol::Https => "https",
-        AppProtocol::H2c => "h2c",
-        AppProtocol::Grpc => "grpc",
-        AppProtocol::Grpcs => "grpcs",
-    }
-}
-
 impl MetadataStore {
     /// Describes the sidecar started with `config` and `resources`.
     pub fn new(
@@ -50,7 +40,7 @@ impl MetadataStore {
         let app_connection = match &config.app {
             Some(app) => runtime::AppConnectionProperties {
                 port: i32::from(app.port),
-                protocol: protocol_name(app.protocol).to_string(),
+                protocol: app.protocol.as_str().to_string(),
                 channel_address: app.address.clone(),
                 max_concurrency: i32::try_from(config.app_max_concurrency).unwrap_or(i32::MAX),
                 health: config.app_health.as_ref().map(|health| {

@@ -47,9 +47,14 @@ pub const FORCE_SHUTDOWN_KEY: &str = "dapr-force-shutdown";
 
 impl Runtime {
     /// Core of the shutdown API (HTTP `POST /v1.0/shutdown`, gRPC `Shutdown`): starts a
-    /// graceful shutdown, or with `force` exits the process with code 1 right after the
-    /// reply has had a moment to leave, as upstream does.
-    pub fn request_shutdown(&self, force: bool) {
+    /// graceful shutdown, or, when the caller's headers (or gRPC metadata) carry
+    /// `dapr-force-shutdown: true`, exits the process with code 1 right after the reply
+    /// has had a moment to leave, as upstream does.
+    pub fn request_shutdown(&self, headers: &http::HeaderMap) {
+        let force = headers
+            .get(FORCE_SHUTDOWN_KEY)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"));
         if force {
             tracing::warn!(
                 "Force shutdown requested, exiting immediately without graceful shutdown"

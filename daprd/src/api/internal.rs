@@ -73,7 +73,7 @@ impl InternalService {
             (Ok(response), AppProtocol::Grpc | AppProtocol::Grpcs) => {
                 let code = response.grpc_code.map_or(0, |code| code as i32);
                 metrics.record_grpc_client(
-                    APP_INVOKE_METHOD,
+                    crate::channel::ON_INVOKE,
                     code,
                     sent,
                     content_length(&response.headers),
@@ -94,9 +94,7 @@ impl InternalService {
             (Err(_), _) => {}
         }
         let status = match &reply {
-            Ok(response) => response
-                .grpc_code
-                .map_or(i32::from(response.status.as_u16()), |code| code as i32),
+            Ok(response) => response.status_label(),
             Err(status) => status.code() as i32,
         };
         metrics.record_invocation_response_sent(&caller, status);
@@ -181,9 +179,6 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
         .layer(GrpcServerMetricsLayer::new(runtime.metrics.clone()))
         .layer(GrpcServerTraceLayer::new(runtime.tracing.clone()))
 }
-
-/// The gRPC method apps reached over gRPC are invoked with, as the client metrics name it.
-const APP_INVOKE_METHOD: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
 
 /// The announced body size, or 0 when the body streams without one.
 fn content_length(headers: &http::HeaderMap) -> u64 {

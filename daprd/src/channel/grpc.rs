@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::invoke::{InvokeRequest, InvokeResponse};
 
 /// Path of `AppCallback/OnInvoke`.
-const ON_INVOKE: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
+pub(crate) const ON_INVOKE: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
 
 /// The gRPC side of the app channel.
 pub(super) struct GrpcChannel {

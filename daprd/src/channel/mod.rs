@@ -31,6 +31,7 @@ use crate::invoke::{InvokeRequest, InvokeResponse};
 use connect::AppConnector;
 use health::HealthReporter;
 
+pub(crate) use grpc::ON_INVOKE;
 pub use health::AppHealth;
 pub use status::{grpc_code_from_http_status, http_status_from_grpc_code};
 
@@ -74,17 +75,6 @@ impl ChannelOptions {
                 .filter(|limit| *limit > 0),
             health_check: config.app_health.clone(),
         }
-    }
-}
-
-/// The protocol name upstream logs.
-fn protocol_name(protocol: AppProtocol) -> &'static str {
-    match protocol {
-        AppProtocol::Http => "http",
-        AppProtocol::Https => "https",
-        AppProtocol::H2c => "h2c",
-        AppProtocol::Grpc => "grpc",
-        AppProtocol::Grpcs => "grpcs",
     }
 }
 
@@ -278,7 +268,7 @@ impl AppChannel {
         let app = &self.shared.app;
         tracing::info!(
             "application protocol: {}. waiting on port {}.  This will block until the app is listening on that port.",
-            protocol_name(app.protocol),
+            app.protocol.as_str(),
             app.port
         );
         let mut attempts: u64 = 0;

@@ -252,9 +252,7 @@ impl Invoker {
                 let started = std::time::Instant::now();
                 let reply = self.invoke_remote(target, &id, &address, request).await;
                 let status = match &reply {
-                    Ok(response) => response
-                        .grpc_code
-                        .map_or(i32::from(response.status.as_u16()), |code| code as i32),
+                    Ok(response) => response.status_label(),
                     Err(err) => i32::from(err.http_status.as_u16()),
                 };
                 self.metrics.record_invocation_response_received(

@@ -42,3 +42,12 @@ pub struct InvokeResponse {
     /// The payload, streamed.
     pub body: Body,
 }
+
+impl InvokeResponse {
+    /// The reply's status as upstream's invocation metrics label it: the gRPC code for
+    /// apps reached over gRPC, the HTTP status otherwise.
+    pub fn status_label(&self) -> i32 {
+        self.grpc_code
+            .map_or(i32::from(self.status.as_u16()), |code| code as i32)
+    }
+}

@@ -15,7 +15,7 @@ use crate::api::middleware;
 use crate::observability::api_log::GrpcApiLogLayer;
 use crate::observability::metrics::GrpcServerMetricsLayer;
 use crate::observability::trace::GrpcServerTraceLayer;
-use crate::runtime::{FORCE_SHUTDOWN_KEY, Runtime};
+use crate::runtime::Runtime;
 
 /// The `Dapr` service.
 #[derive(Debug, Clone)]
@@ -52,12 +52,7 @@ impl Dapr for DaprApi {
         &self,
         request: Request<runtime::ShutdownRequest>,
     ) -> Result<Response<()>, Status> {
-        let force = request
-            .metadata()
-            .get(FORCE_SHUTDOWN_KEY)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.eq_ignore_ascii_case("true"));
-        self.runtime.request_shutdown(force);
+        self.runtime.request_shutdown(request.metadata().as_ref());
         Ok(Response::new(()))
     }
 }

@@ -80,10 +80,6 @@ async fn shutdown(
     axum::extract::State(runtime): axum::extract::State<ApiState>,
     headers: axum::http::HeaderMap,
 ) -> axum::http::StatusCode {
-    let force = headers
-        .get(crate::runtime::FORCE_SHUTDOWN_KEY)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
-    runtime.request_shutdown(force);
+    runtime.request_shutdown(&headers);
     axum::http::StatusCode::NO_CONTENT
 }
