@@ -3,37 +3,15 @@
 //! resolver. Calls go through plain HTTP and through the SDK's `invoke_method` over both
 //! of its transports, in all four caller/callee protocol combinations.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use ::http::Method;
 use bytes::Bytes;
 use dapr_testkit::process::GuardedProcess;
-use dapr_testkit::python::{self, Script};
-use dapr_testkit::{Daprd, http, ports};
+
+use crate::support::{run_sdk, sqlite_config, start_app as start_app_process};
+use dapr_testkit::{Daprd, http};
 use serde_json::Value;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn apps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/apps")
-}
-
-/// A sidecar configuration using the sqlite name resolver on a shared file.
-fn sqlite_config(dir: &Path) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let db = dir.join("nameresolution.db");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: invoke\nspec:\n  nameResolution:\n    \
-             component: sqlite\n    version: v1\n    configuration:\n      connectionString: \"{}\"\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    path
-}
 
 /// One app with its sidecar.
 struct AppWithSidecar {
@@ -42,16 +20,7 @@ struct AppWithSidecar {
 }
 
 async fn start_app(script: &str, app_id: &str, protocol: &str, config: &Path) -> AppWithSidecar {
-    let port = ports::free_port();
-    let app = python::spawn_app(
-        &python::sdk_python().unwrap(),
-        Script::File(&apps_dir().join(script)),
-        [("APP_PORT", port.to_string())],
-        Some(port),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
+    let (port, app) = start_app_process(script).await;
     let daprd = Daprd::builder(app_id)
         .app_port(port)
         .app_protocol(protocol)
@@ -64,35 +33,10 @@ async fn start_app(script: &str, app_id: &str, protocol: &str, config: &Path) ->
 
 /// Two sidecars: `http-app` (plain HTTP app) and `grpc-app` (SDK gRPC app).
 async fn two_apps(dir: &Path) -> (AppWithSidecar, AppWithSidecar) {
-    let config = sqlite_config(dir);
+    let config = sqlite_config(dir, "");
     let http_app = start_app("http_app.py", "http-app", "http", &config).await;
     let grpc_app = start_app("grpc_app.py", "grpc-app", "grpc", &config).await;
     (http_app, grpc_app)
-}
-
-/// Runs an SDK script against `daprd` with `transport` ("http" or "grpc") for invocation.
-async fn sdk(daprd: &Daprd, transport: &str, source: &str) -> String {
-    let mut env: Vec<(String, String)> = daprd.sdk_env().to_vec();
-    env.push((
-        "DAPR_API_METHOD_INVOCATION_PROTOCOL".into(),
-        transport.into(),
-    ));
-    let output = python::run(
-        &python::sdk_python().unwrap(),
-        Script::Source(source),
-        env,
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "SDK script failed:\n{}\n{}\ncaller log:\n{}",
-        output.stdout,
-        output.stderr,
-        daprd.log_tail(40)
-    );
-    output.stdout
 }
 
 fn json(response: &http::Response) -> Value {
@@ -203,7 +147,12 @@ async fn the_sdk_invokes_both_apps_over_both_transports() {
                   \x20   print(echo['data'], echo['content_type'])\n";
     for transport in ["http", "grpc"] {
         for caller in [&http_app.daprd, &grpc_app.daprd] {
-            let stdout = sdk(caller, transport, script).await;
+            let stdout = run_sdk(
+                caller,
+                script,
+                &[("DAPR_API_METHOD_INVOCATION_PROTOCOL", transport)],
+            )
+            .await;
             assert_eq!(
                 stdout,
                 "POST /items/1 {\"q\":2}\nping text/plain\n",
@@ -226,7 +175,12 @@ async fn packed_protobuf_messages_keep_their_type_across_sidecars() {
                   \x20   r.unpack(reply)\n\
                   \x20   print(r.is_proto(), reply.value)\n";
     assert_eq!(
-        sdk(&http_app.daprd, "grpc", script).await,
+        run_sdk(
+            &http_app.daprd,
+            script,
+            &[("DAPR_API_METHOD_INVOCATION_PROTOCOL", "grpc")]
+        )
+        .await,
         "True proto=True text=hi\n"
     );
 }

@@ -2,51 +2,15 @@
 //! two sidecars in bounded memory, mDNS routing on loopback, gRPC proxying from an app's
 //! own gRPC client, failures mid-call, and the graceful drain of in-flight calls.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ::http::Method;
 use bytes::Bytes;
-use dapr_testkit::process::GuardedProcess;
 use dapr_testkit::python::{self, Script};
-use dapr_testkit::{Daprd, http, ports};
+use dapr_testkit::{Daprd, http};
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn app_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/e2e/apps")
-        .join(name)
-}
-
-async fn start_app(script: &str) -> (u16, GuardedProcess) {
-    let port = ports::free_port();
-    let app = python::spawn_app(
-        &python::sdk_python().unwrap(),
-        Script::File(&app_script(script)),
-        [("APP_PORT", port.to_string())],
-        Some(port),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
-    (port, app)
-}
-
-fn sqlite_config(dir: &Path) -> PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: edges\nspec:\n  nameResolution:\n    \
-             component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
-            dir.join("nr.db").display()
-        ),
-    )
-    .unwrap();
-    path
-}
+use crate::support::{TIMEOUT, sqlite_config, start_app};
 
 /// Peak resident memory of a process in KiB (`VmHWM`).
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -62,7 +26,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_200_megabyte_body_streams_through_two_sidecars_in_bounded_memory() {
     const PAYLOAD: usize = 200 * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path());
+    let config = sqlite_config(dir.path(), "");
     let (port, _app) = start_app("http_app.py").await;
     let callee = Daprd::builder("big-callee")
         .config(&config)
@@ -146,7 +110,7 @@ async fn mdns_on_loopback_routes_between_sidecars() {
 #[tokio::test]
 async fn an_apps_own_grpc_client_reaches_another_app_through_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path());
+    let config = sqlite_config(dir.path(), "");
     let (port, _app) = start_app("grpc_app.py").await;
     let _callee = Daprd::builder("proxy-callee")
         .config(&config)
@@ -198,7 +162,7 @@ async fn an_apps_own_grpc_client_reaches_another_app_through_the_proxy() {
 #[tokio::test]
 async fn failures_mid_call_get_upstreams_error_and_the_caller_stays_up() {
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path());
+    let config = sqlite_config(dir.path(), "");
     let (port, app) = start_app("http_app.py").await;
     let callee = Daprd::builder("fragile-callee")
         .config(&config)
@@ -290,7 +254,7 @@ async fn failures_mid_call_get_upstreams_error_and_the_caller_stays_up() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_calls_before_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path());
+    let config = sqlite_config(dir.path(), "");
     let (port, _app) = start_app("http_app.py").await;
     let callee = Daprd::builder("draining-callee")
         .config(&config)

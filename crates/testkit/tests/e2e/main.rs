@@ -12,4 +12,5 @@ mod proto_contracts;
 mod python;
 mod servers;
 mod sidecar_api;
+mod support;
 mod wire;

@@ -3,19 +3,19 @@
 //! sidecars export their spans to a Zipkin collector run by this test.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::http::{Method, Request, Response};
 use bytes::Bytes;
-use dapr_testkit::python::{self, Script};
-use dapr_testkit::{Daprd, http, ports};
+use dapr_testkit::{Daprd, http};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
+
+use crate::support::{sqlite_config, start_app};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -62,21 +62,6 @@ async fn start_collector() -> (u16, Arc<Mutex<Vec<Value>>>) {
     (port, spans)
 }
 
-fn traced_config(dir: &Path, collector_port: u16) -> std::path::PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: traced\nspec:\n  tracing:\n    \
-             samplingRate: \"1\"\n    zipkin:\n      endpointAddress: \"http://127.0.0.1:{collector_port}/api/v2/spans\"\n  \
-             nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
-            dir.join("nr.db").display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// The spans of `service` in `TRACE_ID`.
 fn spans_of(spans: &[Value], service: &str) -> Vec<Value> {
     spans
@@ -101,18 +86,14 @@ fn sample(text: &str, family: &str, needles: &[&str]) -> Option<f64> {
 async fn a_trace_and_metrics_span_two_sidecars() {
     let dir = tempfile::tempdir().unwrap();
     let (collector_port, collected) = start_collector().await;
-    let config = traced_config(dir.path(), collector_port);
+    let config = sqlite_config(
+        dir.path(),
+        &format!(
+            "  tracing:\n    samplingRate: \"1\"\n    zipkin:\n      endpointAddress: \"http://127.0.0.1:{collector_port}/api/v2/spans\"\n"
+        ),
+    );
 
-    let app_port = ports::free_port();
-    let _app = python::spawn_app(
-        &python::sdk_python().unwrap(),
-        Script::File(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/apps/http_app.py")),
-        [("APP_PORT", app_port.to_string())],
-        Some(app_port),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let (app_port, _app) = start_app("http_app.py").await;
     let callee = Daprd::builder("traced-b")
         .app_port(app_port)
         .config(&config)

@@ -9,33 +9,7 @@ use dapr_testkit::python::{self, Script};
 use dapr_testkit::{Daprd, http};
 use serde_json::Value;
 
-const SDK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `source` with the SDK's Python against `daprd`, plus `extra_env`; returns stdout.
-async fn run_sdk(daprd: &Daprd, source: &str, extra_env: &[(&str, &str)]) -> String {
-    let mut env: Vec<(String, String)> = daprd.sdk_env().to_vec();
-    env.extend(
-        extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let output = python::run(
-        &python::sdk_python().unwrap(),
-        Script::Source(source),
-        env,
-        SDK_TIMEOUT,
-    )
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "SDK script failed:\n{}\n{}\nsidecar log:\n{}",
-        output.stdout,
-        output.stderr,
-        daprd.log_tail(30)
-    );
-    output.stdout
-}
+use crate::support::run_sdk;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -305,7 +279,7 @@ async fn unix_domain_sockets_carry_both_public_apis() {
         &python::sdk_python().unwrap(),
         Script::Source(&script),
         Vec::<(String, String)>::new(),
-        SDK_TIMEOUT,
+        crate::support::TIMEOUT,
     )
     .await
     .unwrap();

@@ -1,0 +1,74 @@
+//! Helpers the cross-process tests share: the Python test apps, sidecar configurations
+//! and scripts run with the official SDK.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dapr_testkit::process::GuardedProcess;
+use dapr_testkit::python::{self, Script};
+use dapr_testkit::{Daprd, ports};
+
+/// Bound on starting a test app and on one SDK script.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Starts `tests/e2e/apps/<script>` on a free loopback port; returns the port and the app.
+pub async fn start_app(script: &str) -> (u16, GuardedProcess) {
+    let port = ports::free_port();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e/apps")
+        .join(script);
+    let app = python::spawn_app(
+        &python::sdk_python().unwrap(),
+        Script::File(&path),
+        [("APP_PORT", port.to_string())],
+        Some(port),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    (port, app)
+}
+
+/// Writes `dir/config.yaml`: a Configuration using the sqlite name resolver on a file in
+/// `dir` (shared by every sidecar given this config), plus `extra_spec`, YAML lines
+/// already indented under `spec:`.
+pub fn sqlite_config(dir: &Path, extra_spec: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: e2e\nspec:\n  nameResolution:\n    \
+             component: sqlite\n    version: v1\n    configuration:\n      connectionString: \"{}\"\n{extra_spec}",
+            dir.join("nameresolution.db").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `source` with the SDK's Python against `daprd` (plus `extra_env`), asserts it
+/// succeeded, and returns its stdout.
+pub async fn run_sdk(daprd: &Daprd, source: &str, extra_env: &[(&str, &str)]) -> String {
+    let mut env: Vec<(String, String)> = daprd.sdk_env().to_vec();
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let output = python::run(
+        &python::sdk_python().unwrap(),
+        Script::Source(source),
+        env,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "SDK script failed:\n{}\n{}\nsidecar log:\n{}",
+        output.stdout,
+        output.stderr,
+        daprd.log_tail(40)
+    );
+    output.stdout
+}
