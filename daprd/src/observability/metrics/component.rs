@@ -159,6 +159,19 @@ impl ComponentFamilies {
     }
 }
 
+/// Building blocks whose component operations are counted and timed alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Output bindings (`dapr_component_output_binding_*`).
+    OutputBinding,
+    /// State stores (`dapr_component_state_*`).
+    State,
+    /// Configuration stores (`dapr_component_configuration_*`).
+    Configuration,
+    /// Secret stores (`dapr_component_secret_*`).
+    Secret,
+}
+
 /// Operation names upstream uses in the `operation` label.
 pub mod operation {
     /// A delete.
@@ -301,64 +314,23 @@ impl SidecarMetrics {
         });
     }
 
-    /// Output binding `component` ran `operation`.
-    pub fn record_output_binding(
+    /// A `kind` component named `component` ran `operation` (see [`operation`]).
+    pub fn record_component_operation(
         &self,
+        kind: OperationKind,
         component: &str,
         operation: &str,
         succeeded: bool,
         elapsed: Duration,
     ) {
         self.with_component(|families, app, namespace| {
-            families.component.output_binding.record(
-                &[app, component, namespace, operation, bool_label(succeeded)],
-                elapsed,
-            );
-        });
-    }
-
-    /// State store `component` ran `operation` (see [`operation`]).
-    pub fn record_state(
-        &self,
-        component: &str,
-        operation: &str,
-        succeeded: bool,
-        elapsed: Duration,
-    ) {
-        self.with_component(|families, app, namespace| {
-            families.component.state.record(
-                &[app, component, namespace, operation, bool_label(succeeded)],
-                elapsed,
-            );
-        });
-    }
-
-    /// Configuration store `component` ran `operation`.
-    pub fn record_configuration(
-        &self,
-        component: &str,
-        operation: &str,
-        succeeded: bool,
-        elapsed: Duration,
-    ) {
-        self.with_component(|families, app, namespace| {
-            families.component.configuration.record(
-                &[app, component, namespace, operation, bool_label(succeeded)],
-                elapsed,
-            );
-        });
-    }
-
-    /// Secret store `component` ran `operation`.
-    pub fn record_secret(
-        &self,
-        component: &str,
-        operation: &str,
-        succeeded: bool,
-        elapsed: Duration,
-    ) {
-        self.with_component(|families, app, namespace| {
-            families.component.secret.record(
+            let family = match kind {
+                OperationKind::OutputBinding => &families.component.output_binding,
+                OperationKind::State => &families.component.state,
+                OperationKind::Configuration => &families.component.configuration,
+                OperationKind::Secret => &families.component.secret,
+            };
+            family.record(
                 &[app, component, namespace, operation, bool_label(succeeded)],
                 elapsed,
             );

@@ -23,7 +23,7 @@ use dapr_kit::metrics::MetricsRegistry;
 use dapr_resources::configuration::{ConfigurationSpec, MetricSpec};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 
-pub use component::operation;
+pub use component::{OperationKind, operation};
 pub use grpc::APP_HEALTH_CHECK_METHOD;
 pub use grpc_layer::{GrpcServerMetrics, GrpcServerMetricsFuture, GrpcServerMetricsLayer};
 pub use http_layer::{HttpServerMetrics, HttpServerMetricsFuture, HttpServerMetricsLayer};

@@ -171,13 +171,15 @@ fn helpers_record_client_invocation_and_runtime_metrics() {
     );
     metrics.record_component_loaded();
     metrics.record_component_init_failed("state.redis", "init", "store");
-    metrics.record_state(
+    metrics.record_component_operation(
+        crate::observability::metrics::OperationKind::State,
         "store",
         crate::observability::metrics::operation::GET,
         true,
         Duration::from_millis(4),
     );
-    metrics.record_state(
+    metrics.record_component_operation(
+        crate::observability::metrics::OperationKind::State,
         "store",
         crate::observability::metrics::operation::SET,
         false,
