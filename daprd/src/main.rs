@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use daprd::config::RuntimeConfig;
 use daprd::options::Options;
 
 fn main() -> ExitCode {
-    let options = Options::parse_from(dapr_kit::cli::normalize_args(std::env::args_os()));
+    let options = dapr_kit::cli::parse_command_line::<Options>();
     let config = match RuntimeConfig::from_options(&options) {
         Ok(config) => config,
         Err(err) => {

@@ -241,12 +241,9 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dapr_kit::cli::normalize_args;
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
-        let mut all = vec!["daprd"];
-        all.extend_from_slice(args);
-        Options::try_parse_from(normalize_args(all.into_iter().map(Into::into)))
+        dapr_kit::cli::try_parse_args("daprd", args)
     }
 
     #[test]

@@ -75,18 +75,11 @@ fn default_kubeconfig() -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsString;
-
-    use clap::Parser;
-    use dapr_kit::cli::normalize_args;
 
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
-        let argv = std::iter::once("injector")
-            .chain(args.iter().copied())
-            .map(OsString::from);
-        Options::try_parse_from(normalize_args(argv))
+        dapr_kit::cli::try_parse_args("injector", args)
     }
 
     #[test]

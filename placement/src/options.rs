@@ -227,18 +227,11 @@ fn default_sentry_address() -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsString;
-
-    use clap::Parser;
-    use dapr_kit::cli::normalize_args;
 
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
-        let argv = std::iter::once("placement")
-            .chain(args.iter().copied())
-            .map(OsString::from);
-        Options::try_parse_from(normalize_args(argv))
+        dapr_kit::cli::try_parse_args("placement", args)
     }
 
     #[test]

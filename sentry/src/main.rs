@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use dapr_sentry::{COMPONENT, Options, SHUTDOWN_GRACE};
 
 fn main() -> ExitCode {
-    let options = Options::parse_from(dapr_kit::cli::normalize_args(std::env::args_os()));
+    let options = dapr_kit::cli::parse_command_line::<Options>();
     let log = options.log.clone();
     dapr_kit::cli::run(COMPONENT, None, &log, SHUTDOWN_GRACE, |shutdown| {
         dapr_sentry::run(options, shutdown)

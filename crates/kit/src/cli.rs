@@ -43,6 +43,20 @@ where
         .collect()
 }
 
+/// Parses this process' command line with upstream's flag spellings; on bad input clap
+/// prints the error (or `--help`) and exits, as pflag does.
+pub fn parse_command_line<T: clap::Parser>() -> T {
+    T::parse_from(normalize_args(std::env::args_os()))
+}
+
+/// Parses `args` (without the program name) as `program`'s command line would be.
+pub fn try_parse_args<T: clap::Parser>(program: &str, args: &[&str]) -> Result<T, clap::Error> {
+    let argv = std::iter::once(program)
+        .chain(args.iter().copied())
+        .map(OsString::from);
+    T::try_parse_from(normalize_args(argv))
+}
+
 /// Parses a boolean the way Go's `strconv.ParseBool` does (`1`, `t`, `true`, `TRUE`, ...).
 pub fn parse_go_bool(text: &str) -> Result<bool, String> {
     match text {
