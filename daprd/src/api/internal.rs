@@ -81,15 +81,17 @@ impl InternalService {
                 );
             }
             (Ok(response), _) => {
-                let received = content_length(&response.headers);
-                metrics.record_http_client(
-                    &http_verb,
-                    &path,
-                    response.status.as_u16(),
-                    sent,
-                    received,
-                    elapsed,
-                );
+                // An HTTP app answers only calls that have a verb.
+                if let Some(http_verb) = &http_verb {
+                    metrics.record_http_client(
+                        http_verb,
+                        &path,
+                        response.status.as_u16(),
+                        sent,
+                        content_length(&response.headers),
+                        elapsed,
+                    );
+                }
             }
             (Err(_), _) => {}
         }

@@ -20,6 +20,16 @@ pub(super) fn app_unhealthy() -> ApiError {
     )
 }
 
+/// An HTTP app cannot be called without a verb (a gRPC caller sent no HTTP extension).
+pub(super) fn missing_http_extension() -> ApiError {
+    ApiError::new(
+        CODE,
+        "missing HTTP extension field",
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument,
+    )
+}
+
 /// An HTTP app cannot be called with this verb.
 pub(super) fn invalid_verb() -> ApiError {
     ApiError::new(

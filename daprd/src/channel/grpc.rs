@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderMap, Method};
-use dapr_proto::common::{self, HttpExtension, http_extension::Verb};
+use dapr_proto::common;
 use dapr_proto::runtime::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tonic::Code;
@@ -19,7 +19,7 @@ use super::status::{http_status_from_grpc_code, status_json};
 use super::{errors, headers};
 use crate::api::middleware::API_TOKEN_HEADER;
 use crate::error::ApiError;
-use crate::invoke::{InvokeRequest, InvokeResponse};
+use crate::invoke::{InvokeRequest, InvokeResponse, verb};
 
 /// Path of `AppCallback/OnInvoke`.
 pub(crate) const ON_INVOKE: &str = "/dapr.proto.runtime.v1.AppCallback/OnInvoke";
@@ -68,10 +68,7 @@ impl GrpcChannel {
                 value: data,
             }),
             content_type: request.content_type.unwrap_or_default(),
-            http_extension: Some(HttpExtension {
-                verb: verb_of(&request.http_verb) as i32,
-                querystring: request.query,
-            }),
+            http_extension: verb::to_extension(request.http_verb.as_ref(), &request.query),
         };
         let mut metadata = headers::to_grpc_app(&request.headers);
         if let Some(token) = &self.api_token {
@@ -134,21 +131,6 @@ impl GrpcChannel {
 }
 
 /// The `HTTPExtension` verb for an HTTP method; verbs outside the enum travel as `POST`.
-fn verb_of(method: &Method) -> Verb {
-    match *method {
-        Method::GET => Verb::Get,
-        Method::HEAD => Verb::Head,
-        Method::POST => Verb::Post,
-        Method::PUT => Verb::Put,
-        Method::DELETE => Verb::Delete,
-        Method::CONNECT => Verb::Connect,
-        Method::OPTIONS => Verb::Options,
-        Method::TRACE => Verb::Trace,
-        Method::PATCH => Verb::Patch,
-        _ => Verb::Post,
-    }
-}
-
 /// Header metadata as response headers, without the transport's content type.
 fn metadata_headers(metadata: MetadataMap) -> HeaderMap {
     let mut headers = metadata.into_headers();

@@ -73,9 +73,11 @@ impl HttpChannel {
         request: InvokeRequest,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<InvokeResponse, ApiError> {
-        if request.http_verb == Method::CONNECT {
-            return Err(errors::invalid_verb());
-        }
+        let verb = match request.http_verb {
+            None => return Err(errors::missing_http_extension()),
+            Some(Method::CONNECT) => return Err(errors::invalid_verb()),
+            Some(verb) => verb,
+        };
         let url = self.url(&request.method, &request.query);
         let uri = Uri::try_from(url.as_str()).map_err(|err| errors::invalid_url(&url, err))?;
 
@@ -91,7 +93,6 @@ impl HttpChannel {
         if let Some(token) = &self.api_token {
             headers.insert(API_TOKEN_HEADER, token.clone());
         }
-        let verb = request.http_verb;
         let mut outgoing = Request::new(request.body);
         *outgoing.method_mut() = verb.clone();
         *outgoing.uri_mut() = uri;

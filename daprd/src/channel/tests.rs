@@ -270,9 +270,11 @@ impl AppCallback for GrpcApp {
             }
         }
         let data = message.data.unwrap_or_default();
+        let has_extension = message.http_extension.is_some();
         let extension = message.http_extension.unwrap_or_default();
         let described = json!({
             "method": message.method,
+            "has_extension": has_extension,
             "verb": extension.verb,
             "query": extension.querystring,
             "content_type": message.content_type,
@@ -340,7 +342,7 @@ fn channel(port: u16, protocol: AppProtocol, options: ChannelOptions) -> AppChan
 fn request(verb: Method, method: &str, query: &str, body: impl Into<Body>) -> InvokeRequest {
     InvokeRequest {
         method: method.into(),
-        http_verb: verb,
+        http_verb: Some(verb),
         query: query.into(),
         headers: HeaderMap::new(),
         content_type: None,
@@ -488,6 +490,28 @@ async fn connect_is_not_a_verb_for_http_apps() {
         .unwrap_err();
     assert_eq!(err.message, "invalid HTTP verb");
     assert_eq!(err.grpc_code, tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn calls_without_a_verb_are_refused_by_http_apps() {
+    let (port, _) = start_http_app(false).await;
+    let app = channel(port, AppProtocol::Http, ChannelOptions::default());
+    let mut call = request(Method::GET, "x", "", Body::empty());
+    call.http_verb = None;
+    let err = app.invoke(call).await.unwrap_err();
+    assert_eq!(err.message, "missing HTTP extension field");
+    assert_eq!(err.grpc_code, tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn calls_without_a_verb_reach_grpc_apps_without_an_extension() {
+    let (port, _) = start_grpc_app(false).await;
+    let app = channel(port, AppProtocol::Grpc, ChannelOptions::default());
+    let mut call = request(Method::GET, "m", "", Body::from("x"));
+    call.http_verb = None;
+    let seen = json_body(app.invoke(call).await.unwrap()).await;
+    assert_eq!(seen["has_extension"], false);
+    assert_eq!(seen["data"], "x");
 }
 
 #[tokio::test]

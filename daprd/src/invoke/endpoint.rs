@@ -322,7 +322,10 @@ async fn send(
         headers.insert(name, value);
     }
 
-    let verb = request.http_verb.clone();
+    let verb = request
+        .http_verb
+        .clone()
+        .ok_or_else(|| "missing HTTP extension field".to_string())?;
     let mut outgoing = Request::new(request.body);
     *outgoing.method_mut() = verb.clone();
     *outgoing.uri_mut() = uri;

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 pub struct InvokeRequest {
     /// The method path after `/method/`, without a leading slash (`orders/42`).
     pub method: String,
-    /// The HTTP verb the caller used (`POST` for gRPC callers without an HTTP extension).
-    pub http_verb: Method,
+    /// The HTTP verb the caller used; `None` when a gRPC caller sent no HTTP extension (or
+    /// verb `NONE`), which only gRPC apps accept.
+    pub http_verb: Option<Method>,
     /// The raw query string, without `?`; empty when there is none.
     pub query: String,
     /// Headers (HTTP) or metadata (gRPC) to pass to the app, hop-by-hop headers removed.

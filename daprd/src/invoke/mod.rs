@@ -14,6 +14,7 @@ pub mod peers;
 pub mod status;
 pub mod stream;
 pub mod target;
+pub mod verb;
 
 #[cfg(test)]
 mod tests;

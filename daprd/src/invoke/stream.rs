@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, BodyDataStream};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
-use dapr_proto::common::{self, StreamPayload, http_extension::Verb};
+use dapr_proto::common::{self, StreamPayload};
 use dapr_proto::google::rpc;
 use dapr_proto::internals::{
     self, ApiVersion, InternalInvokeRequest, InternalInvokeRequestStream, InternalInvokeResponse,
@@ -26,7 +26,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::message::{InvokeRequest, InvokeResponse};
-use super::metadata;
+use super::{metadata, verb};
 use crate::channel::http_status_from_grpc_code;
 
 /// Largest body chunk put in one message.
@@ -72,34 +72,6 @@ pub async fn aborted(abort: &mut AbortReceiver) -> String {
     }
 }
 
-fn verb_of(method: &Method) -> Verb {
-    match *method {
-        Method::GET => Verb::Get,
-        Method::HEAD => Verb::Head,
-        Method::PUT => Verb::Put,
-        Method::DELETE => Verb::Delete,
-        Method::CONNECT => Verb::Connect,
-        Method::OPTIONS => Verb::Options,
-        Method::TRACE => Verb::Trace,
-        Method::PATCH => Verb::Patch,
-        _ => Verb::Post,
-    }
-}
-
-fn method_of(verb: Verb) -> Method {
-    match verb {
-        Verb::Get => Method::GET,
-        Verb::Head => Method::HEAD,
-        Verb::Put => Method::PUT,
-        Verb::Delete => Method::DELETE,
-        Verb::Connect => Method::CONNECT,
-        Verb::Options => Method::OPTIONS,
-        Verb::Trace => Method::TRACE,
-        Verb::Patch => Method::PATCH,
-        Verb::None | Verb::Post => Method::POST,
-    }
-}
-
 /// The leading message of `request` (everything but its body), with `metadata` as the
 /// caller's headers.
 pub fn request_head(
@@ -120,10 +92,7 @@ pub fn request_head(
                     value: Vec::new(),
                 }),
             content_type: request.content_type.clone().unwrap_or_default(),
-            http_extension: Some(common::HttpExtension {
-                verb: verb_of(&request.http_verb) as i32,
-                querystring: request.query.clone(),
-            }),
+            http_extension: verb::to_extension(request.http_verb.as_ref(), &request.query),
         }),
         actor: None,
     }
@@ -132,11 +101,15 @@ pub fn request_head(
 /// Rebuilds a request from its leading message and a body.
 pub fn request_from_head(head: InternalInvokeRequest, body: Body) -> Option<InvokeRequest> {
     let message = head.message?;
-    let extension = message.http_extension.unwrap_or_default();
+    let http_verb = verb::from_extension(message.http_extension.as_ref());
+    let query = message
+        .http_extension
+        .map(|extension| extension.querystring)
+        .unwrap_or_default();
     Some(InvokeRequest {
         method: message.method,
-        http_verb: method_of(extension.verb()),
-        query: extension.querystring,
+        http_verb,
+        query,
         headers: metadata::from_internal(&head.metadata),
         content_type: Some(message.content_type).filter(|value| !value.is_empty()),
         data_type_url: message

@@ -890,6 +890,30 @@ async fn grpc_to_http_reports_the_http_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_without_an_http_extension_are_refused_by_http_apps() {
+    let world = world().await;
+    let mut client = dapr_client(&world.a).await;
+    let mut request = invoke_request("b", "echo", "x", Verb::Get, "");
+    if let Some(message) = request.message.as_mut() {
+        message.http_extension = None;
+    }
+    let status = client.invoke_service(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    assert!(
+        status.message().contains("missing HTTP extension field"),
+        "{status:?}"
+    );
+    let status = client
+        .invoke_service(invoke_request("b", "echo", "x", Verb::None, ""))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("missing HTTP extension field"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_to_grpc_returns_the_apps_status() {
     let world = world().await;
     let mut client = dapr_client(&world.a).await;
@@ -903,7 +927,7 @@ async fn grpc_to_grpc_returns_the_apps_status() {
     assert_eq!(message.content_type, "text/plain");
     assert_eq!(
         String::from_utf8(message.data.unwrap().value).unwrap(),
-        "echo|a|POST|||payload"
+        "echo|a|NONE|||payload"
     );
 
     let status = client

@@ -8,7 +8,7 @@ use crate::observability::trace::{TraceContext, inject_into};
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
-use dapr_proto::common::{self, http_extension::Verb};
+use dapr_proto::common;
 use dapr_proto::google::rpc;
 use dapr_proto::runtime::InvokeServiceRequest;
 use http_body_util::BodyExt;
@@ -20,7 +20,7 @@ use crate::channel::grpc_code_from_http_status;
 use crate::error::{ApiError, ERROR_DOMAIN};
 use crate::invoke::metadata::{HTTP_STATUS_HEADER, to_grpc_reply};
 use crate::invoke::status::status_text;
-use crate::invoke::{InvokeRequest, Invoker};
+use crate::invoke::{InvokeRequest, Invoker, verb};
 
 /// The HTTP app's `Content-Type`, as upstream's header conversion names it for gRPC.
 const HTTP_CONTENT_TYPE_HEADER: &str = "dapr-content-type";
@@ -36,21 +36,6 @@ const TRANSPORT_HEADERS: [&str; 6] = [
     "grpc-message-type",
     "content-length",
 ];
-
-fn http_method(verb: Verb) -> axum::http::Method {
-    use axum::http::Method;
-    match verb {
-        Verb::Get => Method::GET,
-        Verb::Head => Method::HEAD,
-        Verb::Put => Method::PUT,
-        Verb::Delete => Method::DELETE,
-        Verb::Connect => Method::CONNECT,
-        Verb::Options => Method::OPTIONS,
-        Verb::Trace => Method::TRACE,
-        Verb::Patch => Method::PATCH,
-        Verb::None | Verb::Post => Method::POST,
-    }
-}
 
 /// The gRPC error for an HTTP app's non-2xx `status` with response `body`, or `None`
 /// for a success.
@@ -114,15 +99,19 @@ pub async fn invoke_service(
     }
     let target = request.id;
     let message = request.message.unwrap_or_default();
-    let extension = message.http_extension.unwrap_or_default();
+    let http_verb = verb::from_extension(message.http_extension.as_ref());
+    let query = message
+        .http_extension
+        .map(|extension| extension.querystring)
+        .unwrap_or_default();
     let (data_type_url, data) = message
         .data
         .map(|any| (any.type_url, any.value))
         .unwrap_or_default();
     let invocation = InvokeRequest {
         method: message.method,
-        http_verb: http_method(extension.verb()),
-        query: extension.querystring,
+        http_verb,
+        query,
         headers,
         content_type: Some(message.content_type).filter(|value| !value.is_empty()),
         data_type_url: Some(data_type_url).filter(|url| !url.is_empty()),

@@ -54,7 +54,7 @@ pub async fn invoke(State(invoker): State<Arc<Invoker>>, request: Request) -> Re
         .map(str::to_string);
     let request = InvokeRequest {
         method,
-        http_verb: parts.method,
+        http_verb: Some(parts.method),
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers,
         content_type,
