@@ -10,12 +10,15 @@ pub mod metadata;
 pub mod nameresolution;
 pub mod observability;
 pub mod options;
+pub mod outbound_tls;
 pub mod resources;
 pub mod runtime;
 
 mod api;
 mod listeners;
 mod quantity;
+#[cfg(test)]
+mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,15 +28,14 @@ use dapr_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
 use prost::Message;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::*;
 use crate::invoke::{InvokeRequest, InvokeResponse};
+use crate::test_support::{APP_CERT, APP_KEY, TlsListener};
 
 // ---------------------------------------------------------------------------------------
 // Test apps
@@ -143,46 +141,8 @@ fn http_router(state: &Arc<AppState>) -> Router {
         .with_state(Arc::clone(state))
 }
 
-/// A TLS listener for axum, with the self-signed certificate in `testdata/`.
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Ok((tcp, address)) = self.tcp.accept().await
-                && let Ok(tls) = self.acceptor.accept(tcp).await
-            {
-                return (tls, address);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
 fn tls_acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
-    let certificates: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(include_bytes!("testdata/app-cert.pem"))
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/app-key.pem")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .unwrap();
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-    TlsAcceptor::from(Arc::new(config))
+    crate::test_support::tls_acceptor(APP_CERT, APP_KEY, alpn)
 }
 
 /// Serves `router` on a fresh loopback port, in clear text or TLS.

@@ -15,9 +15,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
 
 use super::message::{InvokeRequest, InvokeResponse};
 use super::metadata;
@@ -91,12 +91,7 @@ fn document_text(endpoint: &str, field: &str, document: &TlsDocument) -> Result<
 /// servers verified against the system's roots plus `rootCA`, a client certificate when
 /// one is configured.
 fn tls_config(endpoint: &str, client_tls: Option<&TlsConfig>) -> Result<ClientConfig, String> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for error in &native.errors {
-        tracing::debug!("skipping a system root certificate store: {error}");
-    }
-    roots.add_parsable_certificates(native.certs);
+    let mut roots = crate::outbound_tls::system_roots();
     let mut identity = None;
     if let Some(tls) = client_tls {
         if tls
@@ -140,11 +135,8 @@ fn tls_config(endpoint: &str, client_tls: Option<&TlsConfig>) -> Result<ClientCo
             }
         };
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|err| err.to_string())?
-        .with_root_certificates(roots);
+    let builder =
+        crate::outbound_tls::verified_client_builder(roots).map_err(|err| err.to_string())?;
     let config = match identity {
         None => builder.with_no_client_auth(),
         Some((chain, key)) => builder

@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
 
 use super::{loopback, serve_router};
+use crate::test_support;
 
 /// One span as an OTLP collector received it.
 #[derive(Debug, Clone)]
@@ -110,14 +111,47 @@ async fn otlp_traces(
     )
 }
 
+fn http_router(received: &Received) -> Router {
+    Router::new()
+        .route("/api/v2/spans", post(zipkin_spans))
+        .route("/v1/traces", post(otlp_traces))
+        .with_state(received.clone())
+}
+
 /// Starts the HTTP collector (Zipkin and OTLP/HTTP).
 pub(super) async fn http_collector() -> (SocketAddr, Received) {
     let received = Received::default();
-    let router = Router::new()
-        .route("/api/v2/spans", post(zipkin_spans))
-        .route("/v1/traces", post(otlp_traces))
-        .with_state(received.clone());
-    (serve_router(router).await, received)
+    (serve_router(http_router(&received)).await, received)
+}
+
+/// Serves `router` over TLS with the CA-signed collector certificate.
+async fn serve_tls(router: Router, alpn: &[&[u8]]) -> SocketAddr {
+    let (tcp, address) = loopback().await;
+    let acceptor = test_support::tls_acceptor(
+        test_support::COLLECTOR_CERT,
+        test_support::COLLECTOR_KEY,
+        alpn,
+    );
+    let listener = test_support::TlsListener { tcp, acceptor };
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+/// Starts the HTTP collector behind TLS.
+pub(super) async fn https_collector() -> (SocketAddr, Received) {
+    let received = Received::default();
+    (
+        serve_tls(http_router(&received), &[b"http/1.1"]).await,
+        received,
+    )
+}
+
+/// Starts the OTLP/gRPC collector behind TLS.
+pub(super) async fn grpcs_collector() -> (SocketAddr, Received) {
+    let received = Received::default();
+    let router =
+        tonic::service::Routes::new(TraceServiceServer::new(received.clone())).into_axum_router();
+    (serve_tls(router, &[b"h2"]).await, received)
 }
 
 #[tonic::async_trait]

@@ -9,12 +9,13 @@ use axum::routing::{get, post};
 use dapr_resources::configuration::{OtelSpec, TracingSpec, ZipkinSpec};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use super::collector::{grpc_collector, http_collector};
+use super::collector::{grpc_collector, grpcs_collector, http_collector, https_collector};
 use super::{echo_client, http_call, invoke_request, serve_echo_app, serve_router};
 use crate::observability::trace::{
     GRPC_TRACE_BIN, GrpcServerTraceLayer, HttpServerTraceLayer, ServerSpan, TRACEPARENT,
     TraceContext, Tracing, TracingError,
 };
+use crate::test_support;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const UNSAMPLED_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
@@ -265,23 +266,108 @@ async fn sampling_decides_what_is_exported() {
 
 #[tokio::test]
 async fn unsupported_exporter_settings_are_errors() {
-    let mut secure = spec("1", None, Some(("grpc", "collector:4317".to_string())));
-    secure.otel.as_mut().unwrap().is_secure = None;
-    assert!(matches!(
-        Tracing::start("myapp", Some(&secure)),
-        Err(TracingError::TlsUnsupported {
-            exporter: "otel",
-            ..
-        })
-    ));
     let bad_protocol = spec("1", None, Some(("udp", "collector:4317".to_string())));
     let error = Tracing::start("myapp", Some(&bad_protocol)).unwrap_err();
     assert_eq!(
         error.to_string(),
         "invalid protocol udp provided for Otel endpoint"
     );
+    let bad_timeout = {
+        let mut spec = spec("1", None, Some(("grpc", "collector:4317".to_string())));
+        spec.otel.as_mut().unwrap().timeout = Some("soon".into());
+        spec
+    };
+    assert!(matches!(
+        Tracing::start("myapp", Some(&bad_timeout)),
+        Err(TracingError::Timeout { .. })
+    ));
     // No tracing section at all: upstream's default 1/10,000 rate, tracing on.
     assert!(Tracing::start("myapp", None).unwrap().is_enabled());
+}
+
+/// Exports one span through `tracing` and waits until `count` reports it arrived, or
+/// returns false after a few seconds.
+async fn one_span_arrives(tracing: &Tracing, count: impl Fn() -> usize) -> bool {
+    let address = traced_api(tracing.clone()).await;
+    let response = http_call(
+        address,
+        "POST",
+        "/v1.0/invoke/target/method/orders",
+        &[(TRACEPARENT, PARENT)],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    for _ in 0..50 {
+        tracing.flush().await;
+        if count() > 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn secure_collectors_are_reached_over_verified_tls() {
+    let trusted = || test_support::roots_of(test_support::COLLECTOR_CA);
+    let (https, received_https) = https_collector().await;
+    let (grpcs, received_grpcs) = grpcs_collector().await;
+
+    // isSecure unset means TLS, as upstream; the address has no scheme.
+    let mut otel_grpc = spec("1", None, Some(("grpc", grpcs.to_string())));
+    otel_grpc.otel.as_mut().unwrap().is_secure = None;
+    let tracing = Tracing::start_trusting("myapp", Some(&otel_grpc), &trusted).unwrap();
+    assert!(one_span_arrives(&tracing, || received_grpcs.otlp().len()).await);
+    tracing.shutdown().await;
+
+    let mut otel_http = spec("1", None, Some(("http", https.to_string())));
+    otel_http.otel.as_mut().unwrap().is_secure = Some(true);
+    let tracing = Tracing::start_trusting("myapp", Some(&otel_http), &trusted).unwrap();
+    assert!(one_span_arrives(&tracing, || received_https.otlp().len()).await);
+    tracing.shutdown().await;
+
+    let zipkin = spec("1", Some(format!("https://{https}/api/v2/spans")), None);
+    let tracing = Tracing::start_trusting("myapp", Some(&zipkin), &trusted).unwrap();
+    assert!(one_span_arrives(&tracing, || received_https.zipkin().len()).await);
+    tracing.shutdown().await;
+}
+
+#[tokio::test]
+async fn collectors_with_untrusted_certificates_get_nothing() {
+    let untrusted = rustls::RootCertStore::empty;
+    let (https, received) = https_collector().await;
+    let zipkin = spec("1", Some(format!("https://{https}/api/v2/spans")), None);
+    let tracing = Tracing::start_trusting("myapp", Some(&zipkin), &untrusted).unwrap();
+    let address = traced_api(tracing.clone()).await;
+    let response = http_call(
+        address,
+        "POST",
+        "/v1.0/invoke/target/method/orders",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    tracing.flush().await;
+    assert!(received.zipkin().is_empty());
+
+    let (grpcs, received) = grpcs_collector().await;
+    let otel = spec("1", None, Some(("grpc", format!("https://{grpcs}"))));
+    let tracing = Tracing::start_trusting("myapp", Some(&otel), &untrusted).unwrap();
+    let address = traced_api(tracing.clone()).await;
+    let response = http_call(
+        address,
+        "POST",
+        "/v1.0/invoke/target/method/orders",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    tracing.flush().await;
+    assert!(received.otlp().is_empty());
+    tracing.shutdown().await;
 }
 
 #[tokio::test]

@@ -9,16 +9,20 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dapr_resources::configuration::{OtelSpec, TracingSpec, ZipkinSpec};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry::Context;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use rustls::RootCertStore;
 use tokio::sync::{mpsc, oneshot};
 
 use super::TracingError;
 use super::zipkin::ZipkinExporter;
+use crate::outbound_tls;
 
 /// Spans waiting for export before new ones are dropped.
 const QUEUE_CAPACITY: usize = 2048;
@@ -99,10 +103,13 @@ fn log_span(span: &SpanData) {
     );
 }
 
-/// The exporters `spec` configures, told about `resource` (the service name).
+/// The exporters `spec` configures, told about `resource` (the service name). Secure
+/// collectors are verified against the root certificates `roots` returns (called only
+/// when one is configured).
 pub(super) fn exporters_for(
     spec: &TracingSpec,
     resource: &Resource,
+    roots: &dyn Fn() -> RootCertStore,
 ) -> Result<Vec<ExporterHandle>, TracingError> {
     let mut exporters = Vec::new();
     if spec.stdout == Some(true) {
@@ -113,7 +120,7 @@ pub(super) fn exporters_for(
         .as_ref()
         .filter(|z| !z.endpoint_address.is_empty())
     {
-        let exporter = zipkin_exporter(zipkin, resource)?;
+        let exporter = zipkin_exporter(zipkin, resource, roots)?;
         exporters.push(ExporterHandle(Exporter::Zipkin(exporter)));
     }
     if let Some(otel) = spec
@@ -121,7 +128,7 @@ pub(super) fn exporters_for(
         .as_ref()
         .filter(|otel| !otel.endpoint_address.is_empty() && !otel.protocol.is_empty())
     {
-        let mut exporter = otlp_exporter(otel)?;
+        let mut exporter = otlp_exporter(otel, roots)?;
         exporter.set_resource(resource);
         exporters.push(ExporterHandle(Exporter::Otlp(exporter)));
     }
@@ -132,14 +139,42 @@ pub(super) fn exporters_for(
 #[derive(Debug)]
 pub(super) struct ExporterHandle(Exporter);
 
-fn zipkin_exporter(spec: &ZipkinSpec, resource: &Resource) -> Result<ZipkinExporter, TracingError> {
+/// A connector for `http` and `https` collectors speaking `version`, verifying servers
+/// against `roots` (an empty store for clear-text collectors, so no system certificates
+/// are loaded for them).
+fn collector_connector(
+    exporter: &'static str,
+    roots: &dyn Fn() -> RootCertStore,
+    version: HttpVersion,
+) -> Result<HttpsConnector<HttpConnector>, TracingError> {
+    let config = outbound_tls::verified_client_builder(roots())
+        .map_err(|error| TracingError::Exporter {
+            exporter,
+            reason: error.to_string(),
+        })?
+        .with_no_client_auth();
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
+    Ok(match version {
+        HttpVersion::Http1 => builder.enable_http1().build(),
+        HttpVersion::Http2 => builder.enable_http2().build(),
+    })
+}
+
+/// Which HTTP version a collector speaks.
+#[derive(Debug, Clone, Copy)]
+enum HttpVersion {
+    Http1,
+    Http2,
+}
+
+fn zipkin_exporter(
+    spec: &ZipkinSpec,
+    resource: &Resource,
+    roots: &dyn Fn() -> RootCertStore,
+) -> Result<ZipkinExporter, TracingError> {
     let endpoint = spec.endpoint_address.trim();
-    if endpoint.starts_with("https://") {
-        return Err(TracingError::TlsUnsupported {
-            exporter: "zipkin",
-            endpoint: endpoint.to_string(),
-        });
-    }
     let uri: http::Uri =
         endpoint
             .parse()
@@ -147,26 +182,38 @@ fn zipkin_exporter(spec: &ZipkinSpec, resource: &Resource) -> Result<ZipkinExpor
                 exporter: "zipkin",
                 reason: format!("invalid endpoint {endpoint:?}: {error}"),
             })?;
-    let client = HyperClient::with_default_connector(DEFAULT_EXPORT_TIMEOUT, None);
+    let roots = if uri.scheme_str() == Some("https") {
+        roots
+    } else {
+        &RootCertStore::empty
+    };
+    let connector = collector_connector("zipkin", roots, HttpVersion::Http1)?;
+    let client = HyperClient::new(connector, DEFAULT_EXPORT_TIMEOUT, None);
     Ok(ZipkinExporter::new(client, uri, resource))
 }
 
-fn otlp_exporter(spec: &OtelSpec) -> Result<opentelemetry_otlp::SpanExporter, TracingError> {
+fn otlp_exporter(
+    spec: &OtelSpec,
+    roots: &dyn Fn() -> RootCertStore,
+) -> Result<opentelemetry_otlp::SpanExporter, TracingError> {
     let protocol = spec.protocol.as_str();
     if protocol != "http" && protocol != "grpc" {
         return Err(TracingError::Protocol(protocol.to_string()));
     }
     let address = spec.endpoint_address.trim();
-    if spec.is_secure.unwrap_or(true) || address.starts_with("https://") {
-        return Err(TracingError::TlsUnsupported {
-            exporter: "otel",
-            endpoint: address.to_string(),
-        });
-    }
+    // Upstream: TLS unless `isSecure: false`; an explicit scheme in the address wins.
+    let secure = if address.starts_with("https://") {
+        true
+    } else if address.starts_with("http://") {
+        false
+    } else {
+        spec.is_secure.unwrap_or(true)
+    };
     let address = address
-        .strip_prefix("http://")
-        .unwrap_or(address)
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
         .trim_end_matches('/');
+    let scheme = if secure { "https" } else { "http" };
     let timeout = match &spec.timeout {
         Some(text) => dapr_kit::duration::parse(text).map_err(|error| TracingError::Timeout {
             value: text.clone(),
@@ -186,6 +233,13 @@ fn otlp_exporter(spec: &OtelSpec) -> Result<opentelemetry_otlp::SpanExporter, Tr
             (header.name.clone(), value)
         })
         .collect();
+    let version = if protocol == "grpc" {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
+    let roots = if secure { roots } else { &RootCertStore::empty };
+    let connector = collector_connector("otel", roots, version)?;
     let built = if protocol == "grpc" {
         let mut metadata = tonic::metadata::MetadataMap::new();
         for (name, value) in &headers {
@@ -196,20 +250,27 @@ fn otlp_exporter(spec: &OtelSpec) -> Result<opentelemetry_otlp::SpanExporter, Tr
                 metadata.insert(name, value);
             }
         }
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|error| TracingError::Exporter {
+                exporter: "otel",
+                reason: format!("invalid endpoint {address:?}: {error}"),
+            })?
+            .timeout(timeout);
         opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(format!("http://{address}"))
+            .with_channel(endpoint.connect_with_connector_lazy(connector))
             .with_timeout(timeout)
             .with_metadata(metadata)
             .build()
     } else {
         let url = if address.contains('/') {
-            format!("http://{address}")
+            format!("{scheme}://{address}")
         } else {
-            format!("http://{address}/v1/traces")
+            format!("{scheme}://{address}/v1/traces")
         };
         opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(HyperClient::new(connector, timeout, None))
             .with_endpoint(url)
             .with_protocol(Protocol::HttpBinary)
             .with_timeout(timeout)

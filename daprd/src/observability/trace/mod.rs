@@ -48,16 +48,6 @@ pub enum TracingError {
     /// `otel.protocol` is neither `http` nor `grpc`.
     #[error("invalid protocol {0} provided for Otel endpoint")]
     Protocol(String),
-    /// The exporter would need TLS, which this build does not include.
-    #[error(
-        "{exporter} exporter: secure connections to {endpoint} are not supported; use a plain http endpoint (and isSecure: false for otel)"
-    )]
-    TlsUnsupported {
-        /// Which exporter.
-        exporter: &'static str,
-        /// The configured endpoint.
-        endpoint: String,
-    },
     /// `otel.timeout` is not a duration.
     #[error("invalid otel timeout {value:?}: {reason}")]
     Timeout {
@@ -106,6 +96,16 @@ impl Tracing {
     /// adds resource attributes. Must be called within a Tokio runtime (the export task is
     /// spawned on it).
     pub fn start(app_id: &str, spec: Option<&TracingSpec>) -> Result<Self, TracingError> {
+        Self::start_trusting(app_id, spec, &crate::outbound_tls::system_roots)
+    }
+
+    /// [`Tracing::start`], verifying secure collectors against the certificates `roots`
+    /// returns instead of the system's.
+    pub fn start_trusting(
+        app_id: &str,
+        spec: Option<&TracingSpec>,
+        roots: &dyn Fn() -> rustls::RootCertStore,
+    ) -> Result<Self, TracingError> {
         let default_spec = TracingSpec::default();
         let spec = spec.unwrap_or(&default_spec);
         if !is_tracing_enabled(&spec.sampling_rate) {
@@ -119,7 +119,7 @@ impl Tracing {
             .with_detector(Box::new(EnvResourceDetector::new()))
             .with_service_name(service_name)
             .build();
-        let exporters = export::exporters_for(spec, &resource)?;
+        let exporters = export::exporters_for(spec, &resource, roots)?;
         let (processor, exports) = export::spawn(exporters);
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler(&spec.sampling_rate))

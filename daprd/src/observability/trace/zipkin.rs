@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, header};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_http::HttpClient;
 use opentelemetry_http::hyper::HyperClient;
@@ -21,7 +23,7 @@ use serde_json::{Map, Value, json};
 /// Posts span batches to a Zipkin collector.
 #[derive(Debug)]
 pub(super) struct ZipkinExporter {
-    client: HyperClient,
+    client: HyperClient<HttpsConnector<HttpConnector>>,
     endpoint: http::Uri,
     service_name: String,
 }
@@ -29,7 +31,11 @@ pub(super) struct ZipkinExporter {
 impl ZipkinExporter {
     /// An exporter posting to `endpoint` with `client`, naming spans' service after the
     /// resource's `service.name`.
-    pub(super) fn new(client: HyperClient, endpoint: http::Uri, resource: &Resource) -> Self {
+    pub(super) fn new(
+        client: HyperClient<HttpsConnector<HttpConnector>>,
+        endpoint: http::Uri,
+        resource: &Resource,
+    ) -> Self {
         let service_name = resource
             .get(&opentelemetry::Key::from_static_str("service.name"))
             .map(|name| name.as_str().into_owned())
