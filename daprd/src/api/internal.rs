@@ -3,7 +3,6 @@
 //! to this sidecar's app channel and send back the app's status, headers, trailers and
 //! body. The actor methods keep the generated `Unimplemented` answers.
 
-use crate::config::AppProtocol;
 use crate::observability::metrics::GrpcServerMetricsLayer;
 use crate::observability::trace::GrpcServerTraceLayer;
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::channel::AppChannel;
+use crate::invoke::app_call::{AppCallMeter, CalleeProtocol};
 use crate::invoke::target::normalize_method;
 use crate::invoke::{InvokeRequest, InvokeResponse, Invoker, stream};
 
@@ -63,38 +63,9 @@ impl InternalService {
             .to_string();
         let metrics = self.invoker.metrics();
         metrics.record_invocation_request_received(&caller);
-        let http_verb = request.http_verb.clone();
-        let path = format!("/{}", request.method.trim_start_matches('/'));
-        let sent = content_length(&request.headers);
-        let started = std::time::Instant::now();
+        let meter = AppCallMeter::start(&request, CalleeProtocol::of(channel.app().protocol));
         let reply = Self::call_channel(channel, request).await;
-        let elapsed = started.elapsed();
-        match (&reply, channel.app().protocol) {
-            (Ok(response), AppProtocol::Grpc | AppProtocol::Grpcs) => {
-                let code = response.grpc_code.map_or(0, |code| code as i32);
-                metrics.record_grpc_client(
-                    crate::channel::ON_INVOKE,
-                    code,
-                    sent,
-                    content_length(&response.headers),
-                    elapsed,
-                );
-            }
-            (Ok(response), _) => {
-                // An HTTP app answers only calls that have a verb.
-                if let Some(http_verb) = &http_verb {
-                    metrics.record_http_client(
-                        http_verb,
-                        &path,
-                        response.status.as_u16(),
-                        sent,
-                        content_length(&response.headers),
-                        elapsed,
-                    );
-                }
-            }
-            (Err(_), _) => {}
-        }
+        meter.finish(metrics, reply.as_ref().ok());
         let status = match &reply {
             Ok(response) => response.status_label(),
             Err(status) => status.code() as i32,
@@ -180,13 +151,4 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
         .fallback_service(proxy.router())
         .layer(GrpcServerMetricsLayer::new(runtime.metrics.clone()))
         .layer(GrpcServerTraceLayer::new(runtime.tracing.clone()))
-}
-
-/// The announced body size, or 0 when the body streams without one.
-fn content_length(headers: &http::HeaderMap) -> u64 {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0)
 }

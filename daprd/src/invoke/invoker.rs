@@ -3,6 +3,7 @@
 //! through its sidecar's internal API (`CallLocalStream`, bodies streamed both ways over a
 //! pooled HTTP/2 connection); `HTTPEndpoint` resources and URLs are called directly.
 
+use super::app_call::{AppCallMeter, CalleeProtocol};
 use crate::observability::metrics::{InvocationKind, SidecarMetrics};
 use crate::observability::trace::{TraceContext, inject_grpc_metadata};
 use std::sync::Arc;
@@ -234,12 +235,18 @@ impl Invoker {
             ))
         })?;
         match self.route(target).await.map_err(fail)? {
-            Route::Url(url) => self.endpoints.invoke_url(&url, request).await.map_err(fail),
-            Route::Endpoint(endpoint) => self
-                .endpoints
-                .invoke_endpoint(&endpoint, request)
-                .await
-                .map_err(fail),
+            Route::Url(url) => {
+                let meter = AppCallMeter::start(&request, CalleeProtocol::Http);
+                let reply = self.endpoints.invoke_url(&url, request).await;
+                meter.finish(&self.metrics, reply.as_ref().ok());
+                reply.map_err(fail)
+            }
+            Route::Endpoint(endpoint) => {
+                let meter = AppCallMeter::start(&request, CalleeProtocol::Http);
+                let reply = self.endpoints.invoke_endpoint(&endpoint, request).await;
+                meter.finish(&self.metrics, reply.as_ref().ok());
+                reply.map_err(fail)
+            }
             Route::Local => self.invoke_local(target, request).await,
             Route::Remote {
                 id,
@@ -280,7 +287,10 @@ impl Invoker {
         };
         let own = self.config.app_id.clone();
         self.stamp_identity(&mut request.headers, &own);
-        channel.invoke(request).await.map_err(|err| {
+        let meter = AppCallMeter::start(&request, CalleeProtocol::of(channel.app().protocol));
+        let reply = channel.invoke(request).await;
+        meter.finish(&self.metrics, reply.as_ref().ok());
+        reply.map_err(|err| {
             if err.code == "ERR_DIRECT_INVOKE" {
                 ApiError::direct_invoke(target, err.message)
             } else {

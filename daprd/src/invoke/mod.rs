@@ -6,6 +6,7 @@
 //! connections ([`peers`]), or an external service directly ([`endpoint`]). [`metadata`]
 //! holds upstream's header rules and [`status`] its status mappings.
 
+pub mod app_call;
 pub mod endpoint;
 mod invoker;
 pub mod message;

@@ -1349,3 +1349,66 @@ async fn failures_get_upstreams_codes_and_messages() {
         "failed to invoke, id: lonely, err: rpc error: code = Internal desc = app channel is not initialized"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Client metrics of calls the sidecar makes itself
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_invocations_and_url_calls_are_measured_as_client_calls() {
+    let (app, _) = start_http_app().await;
+    let registry = dapr_kit::metrics::MetricsRegistry::new();
+    let metrics = crate::observability::metrics::SidecarMetrics::register(
+        &registry,
+        &crate::observability::metrics::MetricsSettings::new("self", "default"),
+    )
+    .unwrap();
+    let config = InvokerConfig {
+        app_id: "self".to_string(),
+        namespace: "default".to_string(),
+        internal_grpc_port: 1,
+        host_address: Some("127.0.0.1".to_string()),
+        host_name: "test-host".to_string(),
+    };
+    let connection = AppConnection {
+        address: "127.0.0.1".to_string(),
+        port: app,
+        protocol: AppProtocol::Http,
+    };
+    let channel = AppChannel::new(connection, 4 << 20, ChannelOptions::default()).unwrap();
+    let invoker = Invoker::new(config, None, Some(channel)).with_metrics(metrics);
+    let call = |method: &str, verb: Method| crate::invoke::InvokeRequest {
+        method: method.to_string(),
+        http_verb: Some(verb),
+        query: String::new(),
+        headers: HeaderMap::new(),
+        content_type: None,
+        data_type_url: None,
+        body: Body::from("ping"),
+    };
+
+    let reply = invoker
+        .invoke("self", call("orders", Method::PUT))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let url = format!("http://127.0.0.1:{app}");
+    let reply = invoker
+        .invoke(&url, call("status/404", Method::GET))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let dead = format!("http://127.0.0.1:{}", closed_port().await);
+    invoker
+        .invoke(&dead, call("gone", Method::POST))
+        .await
+        .unwrap_err();
+
+    let text = registry.encode_text();
+    for line in [
+        r#"dapr_http_client_completed_count{app_id="self",method="PUT",path="/orders",status="200"} 1"#,
+        r#"dapr_http_client_completed_count{app_id="self",method="GET",path="/status/404",status="404"} 1"#,
+        r#"dapr_http_client_completed_count{app_id="self",method="POST",path="/gone",status="500"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}
