@@ -9,13 +9,16 @@ use crate::observability::trace::{TraceContext, inject_grpc_metadata};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use dapr_components::nameresolution::{NameResolver, ResolveRequest};
 use dapr_proto::internals::service_invocation_client::ServiceInvocationClient;
 use dapr_resources::HttpEndpoint;
+use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tonic::Code;
 
+use super::body_slot::BodySlot;
 use super::endpoint::HttpEndpoints;
 use super::message::{InvokeRequest, InvokeResponse};
 use super::metadata::{
@@ -24,7 +27,7 @@ use super::metadata::{
 };
 use super::peers::{PeerPool, dial_failure};
 use super::status::status_error_text;
-use super::stream::{self, BodySlot, aborted};
+use super::stream::{self, aborted};
 use super::target::{Target, normalize_method};
 use crate::channel::AppChannel;
 use crate::error::ApiError;
@@ -368,6 +371,9 @@ impl Invoker {
                 Err(PeerFailure::Body(reason)) => {
                     return Err(ApiError::direct_invoke(target, reason));
                 }
+                Err(PeerFailure::Status(status)) if status.code() == Code::Unimplemented => {
+                    return self.call_peer_unary(target, id, address, head, &slot).await;
+                }
                 Err(PeerFailure::Status(status)) => status,
             };
             let text = status_error_text(status.code(), status.message());
@@ -409,7 +415,7 @@ impl Invoker {
         let mut client = ServiceInvocationClient::new(channel);
         let (abort, mut aborted_by) = watch::channel(None);
         let trace = trace_context_of(&head);
-        let mut outgoing = tonic::Request::new(stream::outgoing_request(head, slot, abort));
+        let mut outgoing = tonic::Request::new(stream::outgoing_request(head, slot.clone(), abort));
         // The peer's server span continues the caller's trace (gRPC metadata carries it).
         if let Some(context) = trace {
             inject_grpc_metadata(outgoing.metadata_mut(), &context);
@@ -421,12 +427,73 @@ impl Invoker {
             reason = aborted(&mut aborted_by) => return Err(PeerFailure::Body(reason)),
         };
         let response_abort = aborted_by.clone();
-        tokio::select! {
+        let response = tokio::select! {
             response = stream::incoming_response(replies.into_inner(), response_abort) => {
                 response.map_err(PeerFailure::Status)
             }
             reason = aborted(&mut aborted_by) => Err(PeerFailure::Body(reason)),
+        };
+        if !matches!(&response, Err(PeerFailure::Status(status)) if status.code() == Code::Unimplemented)
+        {
+            slot.settle();
         }
+        response
+    }
+
+    /// Sends the call again as one unary `CallLocal` to a peer that refused
+    /// `CallLocalStream` (a sidecar older than streaming invocation), when the body can be
+    /// replayed; otherwise fails with upstream's message.
+    async fn call_peer_unary(
+        &self,
+        target: &str,
+        id: &str,
+        address: &str,
+        mut head: dapr_proto::internals::InternalInvokeRequest,
+        slot: &BodySlot,
+    ) -> Result<InvokeResponse, ApiError> {
+        let fail = |reason: String| ApiError::direct_invoke(target, reason);
+        let Some(body) = slot.replay().await else {
+            tracing::error!(
+                "app {id} does not support streaming-based service invocation and the request cannot be replayed; upgrade the Dapr sidecar of the target app"
+            );
+            return Err(fail(format!(
+                "target app '{id}' is running a version of Dapr that does not support streaming-based service invocation"
+            )));
+        };
+        tracing::warn!(
+            "app {id} does not support streaming-based service invocation (most likely an older Dapr version); falling back to unary calls"
+        );
+        let data = body
+            .collect()
+            .await
+            .map_err(|err| fail(err.to_string()))?
+            .to_bytes();
+        if let Some(message) = head.message.as_mut() {
+            let any = message.data.get_or_insert_with(prost_types::Any::default);
+            any.value = data.to_vec();
+        }
+        let trace = trace_context_of(&head);
+        let channel = self.peers.channel(address).map_err(fail)?;
+        let mut outgoing = tonic::Request::new(head);
+        if let Some(context) = trace {
+            inject_grpc_metadata(outgoing.metadata_mut(), &context);
+        }
+        let mut reply = ServiceInvocationClient::new(channel)
+            .call_local(outgoing)
+            .await
+            .map_err(|status| {
+                let status = transport_status(address, status);
+                fail(status_error_text(status.code(), status.message()))
+            })?
+            .into_inner();
+        let data = reply
+            .message
+            .as_mut()
+            .and_then(|message| message.data.as_mut())
+            .map(|any| std::mem::take(&mut any.value))
+            .unwrap_or_default();
+        stream::response_from_head(reply, Body::from(data))
+            .ok_or_else(|| fail("the peer's reply has no status".to_string()))
     }
 }
 

@@ -7,6 +7,7 @@
 //! holds upstream's header rules and [`status`] its status mappings.
 
 pub mod app_call;
+pub mod body_slot;
 pub mod endpoint;
 mod invoker;
 pub mod message;

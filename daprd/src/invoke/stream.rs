@@ -10,7 +10,6 @@
 //! gRPC transport's own names (`grpc-status`, `grpc-message`, `grpc-status-details-bin`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::StatusCode;
@@ -25,34 +24,13 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use tokio::sync::watch;
 
+use super::body_slot::BodySlot;
 use super::message::{InvokeRequest, InvokeResponse};
 use super::{metadata, verb};
 use crate::channel::http_status_from_grpc_code;
 
 /// Largest body chunk put in one message.
 const CHUNK_SIZE: usize = 16 << 10;
-
-/// A request body waiting to be sent, left in place until the transport asks for it, so
-/// a call that never got a connection can be retried with the same, untouched body.
-#[derive(Clone, Default)]
-pub struct BodySlot(Arc<Mutex<Option<Body>>>);
-
-impl BodySlot {
-    /// A slot holding `body`.
-    pub fn new(body: Body) -> Self {
-        Self(Arc::new(Mutex::new(Some(body))))
-    }
-
-    /// Takes the body out; `None` once a transport has started sending it.
-    pub fn take(&self) -> Option<Body> {
-        self.0.lock().ok().and_then(|mut body| body.take())
-    }
-
-    /// Whether the body is still unsent.
-    pub fn is_untouched(&self) -> bool {
-        self.0.lock().is_ok_and(|body| body.is_some())
-    }
-}
 
 /// Reports a failure of the caller's request body to whoever waits on the reply, which
 /// then abandons the call (the peer sees the stream reset, never a short body).
@@ -120,17 +98,34 @@ pub fn request_from_head(head: InternalInvokeRequest, body: Body) -> Option<Invo
     })
 }
 
-/// Sends `data` as numbered chunks of at most [`CHUNK_SIZE`] bytes.
+/// Where a [`Chunker`] reads from.
+enum ChunkSource {
+    /// A caller's request body, kept replayable.
+    Slot(BodySlot),
+    /// A reply body, read once.
+    Body(BodyDataStream),
+}
+
+impl ChunkSource {
+    async fn next_data(&mut self) -> Option<Result<Bytes, String>> {
+        match self {
+            Self::Slot(slot) => slot.next_data().await,
+            Self::Body(body) => Some(body.next().await?.map_err(|err| err.to_string())),
+        }
+    }
+}
+
+/// Sends a body as numbered chunks of at most [`CHUNK_SIZE`] bytes.
 struct Chunker {
-    body: Option<BodyDataStream>,
+    source: ChunkSource,
     pending: Bytes,
     seq: u64,
 }
 
 impl Chunker {
-    fn new(body: Option<Body>) -> Self {
+    fn new(source: ChunkSource) -> Self {
         Self {
-            body: body.map(Body::into_data_stream),
+            source,
             pending: Bytes::new(),
             seq: 0,
         }
@@ -139,9 +134,9 @@ impl Chunker {
     /// The next chunk, `None` at the end, or the body's error.
     async fn next(&mut self) -> Option<Result<StreamPayload, String>> {
         while self.pending.is_empty() {
-            match self.body.as_mut()?.next().await? {
+            match self.source.next_data().await? {
                 Ok(data) => self.pending = data,
-                Err(err) => return Some(Err(err.to_string())),
+                Err(err) => return Some(Err(err)),
             }
         }
         let data = self.pending.split_to(self.pending.len().min(CHUNK_SIZE));
@@ -185,7 +180,7 @@ pub fn outgoing_request(
         let slot = &state.slot;
         let chunker = state
             .chunker
-            .get_or_insert_with(|| Chunker::new(slot.take()));
+            .get_or_insert_with(|| Chunker::new(ChunkSource::Slot(slot.clone())));
         match chunker.next().await? {
             Ok(payload) => {
                 let message = InternalInvokeRequestStream {
@@ -419,7 +414,7 @@ pub fn outgoing_response(
     response: InvokeResponse,
 ) -> impl Stream<Item = Result<InternalInvokeResponseStream, tonic::Status>> + Send + 'static {
     let head = response_head(&response);
-    let chunker = Chunker::new(Some(response.body));
+    let chunker = Chunker::new(ChunkSource::Body(response.body.into_data_stream()));
     futures::stream::unfold((Some(head), Some(chunker)), |(head, chunker)| async move {
         if let Some(head) = head {
             let message = InternalInvokeResponseStream {

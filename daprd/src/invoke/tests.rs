@@ -1412,3 +1412,93 @@ async fn self_invocations_and_url_calls_are_measured_as_client_calls() {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Peers without CallLocalStream
+
+/// A sidecar from before streaming invocation: only unary `CallLocal`, answering with the
+/// method and body it received. With `read_first`, it refuses `CallLocalStream` only
+/// after reading the whole request, so the body cannot be replayed.
+struct UnaryOnlyPeer {
+    read_first: bool,
+}
+
+#[tonic::async_trait]
+impl dapr_proto::internals::service_invocation_server::ServiceInvocation for UnaryOnlyPeer {
+    async fn call_local(
+        &self,
+        request: tonic::Request<InternalInvokeRequest>,
+    ) -> Result<tonic::Response<dapr_proto::internals::InternalInvokeResponse>, tonic::Status> {
+        let message = request.into_inner().message.unwrap_or_default();
+        let data = message.data.unwrap_or_default().value;
+        let text = format!("{}|{}", message.method, String::from_utf8_lossy(&data));
+        Ok(tonic::Response::new(
+            dapr_proto::internals::InternalInvokeResponse {
+                status: Some(dapr_proto::internals::Status {
+                    code: 200,
+                    ..Default::default()
+                }),
+                message: Some(common::InvokeResponse {
+                    data: Some(prost_types::Any {
+                        type_url: String::new(),
+                        value: text.into_bytes(),
+                    }),
+                    content_type: "text/plain".to_string(),
+                }),
+                ..Default::default()
+            },
+        ))
+    }
+
+    async fn call_local_stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<InternalInvokeRequestStream>>,
+    ) -> Result<
+        tonic::Response<BoxStream<dapr_proto::internals::InternalInvokeResponseStream>>,
+        tonic::Status,
+    > {
+        if self.read_first {
+            let mut incoming = request.into_inner();
+            while incoming.message().await?.is_some() {}
+        }
+        Err(tonic::Status::unimplemented("CallLocalStream"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_streaming_get_a_unary_call_with_the_whole_body() {
+    let world = world().await;
+    for (id, read_first) in [("old", false), ("old-slow", true)] {
+        let server = dapr_proto::internals::service_invocation_server::ServiceInvocationServer::new(
+            UnaryOnlyPeer { read_first },
+        );
+        let address = serve(tonic::service::Routes::new(server).into_axum_router()).await;
+        world.resolver.set(id, "default", &address.to_string());
+    }
+
+    let payload = "x".repeat(100_000);
+    let reply = send(request(
+        Method::POST,
+        format!("http://{}/v1.0/invoke/old/method/orders", world.a.http),
+        payload.clone(),
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), format!("orders|{payload}"));
+
+    // A body too long to keep for a replay cannot be sent again: upstream's error.
+    let reply = send(request(
+        Method::POST,
+        format!("http://{}/v1.0/invoke/old-slow/method/orders", world.a.http),
+        vec![b'y'; crate::invoke::body_slot::REPLAY_LIMIT + (1 << 20)],
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        reply
+            .text()
+            .contains("target app 'old-slow' is running a version of Dapr that does not support streaming-based service invocation"),
+        "{}",
+        reply.text()
+    );
+}
