@@ -145,6 +145,7 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
     let proxy = crate::api::grpc::proxy::GrpcProxy::new(
         runtime.invoker.clone(),
         runtime.config.app_api_token.clone(),
+        limit,
     );
     tonic::service::Routes::new(service)
         .into_axum_router()

@@ -34,6 +34,11 @@ pub(super) struct GrpcChannel {
 }
 
 impl GrpcChannel {
+    /// The underlying HTTP/2 channel (TLS included for `grpcs`).
+    pub(super) fn transport(&self) -> &Channel {
+        &self.channel
+    }
+
     /// A channel over `channel` (connected lazily, reconnecting as needed).
     pub(super) fn new(
         channel: Channel,

@@ -206,6 +206,15 @@ impl AppChannel {
         &self.shared.app
     }
 
+    /// The HTTP/2 channel to a gRPC app (`grpc`, or `grpcs` with its TLS), shared with
+    /// invocations, for forwarding raw gRPC calls; `None` for HTTP apps.
+    pub fn grpc_transport(&self) -> Option<tonic::transport::Channel> {
+        match &self.shared.transport {
+            Transport::Grpc(channel) => Some(channel.transport().clone()),
+            Transport::Http(_) => None,
+        }
+    }
+
     /// The app's health as the health checks see it (always healthy without checks).
     pub fn health(&self) -> AppHealth {
         self.shared.health.clone()

@@ -1046,3 +1046,79 @@ fn app_response_headers_lose_hop_by_hop_ones() {
     assert_eq!(kept.get_all("set-cookie").iter().count(), 2);
     assert_eq!(kept["x-app"], "yes");
 }
+
+#[tokio::test]
+async fn grpc_calls_are_proxied_to_grpcs_apps_over_the_channel() {
+    let (port, _) = start_grpc_app(true).await;
+    let app = channel(port, AppProtocol::Grpcs, ChannelOptions::default());
+    let config = crate::invoke::InvokerConfig {
+        app_id: "me".to_string(),
+        namespace: "default".to_string(),
+        internal_grpc_port: 1,
+        host_address: Some("127.0.0.1".to_string()),
+        host_name: "test-host".to_string(),
+    };
+    let invoker = Arc::new(crate::invoke::Invoker::new(config, None, Some(app)));
+    let proxy = crate::api::grpc::proxy::GrpcProxy::new(invoker, Some("app-token".into()), 1 << 10);
+    let proxy_port = serve(proxy.router(), None).await;
+
+    let mut client = dapr_proto::runtime::app_callback_client::AppCallbackClient::connect(format!(
+        "http://127.0.0.1:{proxy_port}"
+    ))
+    .await
+    .unwrap();
+    let mut call = tonic::Request::new(common::InvokeRequest {
+        method: "proxied".into(),
+        ..Default::default()
+    });
+    call.metadata_mut()
+        .insert("dapr-app-id", "me".parse().unwrap());
+    let reply = client.on_invoke(call).await.unwrap().into_inner();
+    let seen: Value = serde_json::from_slice(&reply.data.unwrap().value).unwrap();
+    assert_eq!(seen["method"], "proxied");
+    assert_eq!(seen["metadata"]["dapr-api-token"], "app-token");
+}
+
+#[tokio::test]
+async fn proxied_messages_over_the_size_limit_are_refused() {
+    let (port, _) = start_grpc_app(false).await;
+    let app = channel(port, AppProtocol::Grpc, ChannelOptions::default());
+    let config = crate::invoke::InvokerConfig {
+        app_id: "me".to_string(),
+        namespace: "default".to_string(),
+        internal_grpc_port: 1,
+        host_address: Some("127.0.0.1".to_string()),
+        host_name: "test-host".to_string(),
+    };
+    let invoker = Arc::new(crate::invoke::Invoker::new(config, None, Some(app)));
+    let proxy = crate::api::grpc::proxy::GrpcProxy::new(invoker, None, 1 << 10);
+    let proxy_port = serve(proxy.router(), None).await;
+    let mut client = dapr_proto::runtime::app_callback_client::AppCallbackClient::connect(format!(
+        "http://127.0.0.1:{proxy_port}"
+    ))
+    .await
+    .unwrap();
+    let call = |data: Vec<u8>| {
+        let mut call = tonic::Request::new(common::InvokeRequest {
+            method: "sized".into(),
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: data,
+            }),
+            ..Default::default()
+        });
+        call.metadata_mut()
+            .insert("dapr-app-id", "me".parse().unwrap());
+        call
+    };
+    client.on_invoke(call(vec![1; 100])).await.unwrap();
+    // The app echoes what it got, so a large request fails on the way in and a reply
+    // cannot be larger than what was allowed in.
+    let status = client.on_invoke(call(vec![1; 4 << 10])).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("received message larger than max")
+    );
+}

@@ -332,7 +332,7 @@ async fn start_sidecar(
     });
     let resolver: Arc<dyn NameResolver> = resolver.clone();
     let invoker = Arc::new(Invoker::new(config, Some(resolver), channel));
-    let proxy = GrpcProxy::new(Arc::clone(&invoker), None);
+    let proxy = GrpcProxy::new(Arc::clone(&invoker), None, 4 << 20);
 
     let internal_router =
         tonic::service::Routes::new(InternalService::new(Arc::clone(&invoker)).into_server())

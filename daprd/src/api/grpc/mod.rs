@@ -3,6 +3,7 @@
 //! defaults), as upstream does for APIs it does not serve.
 
 pub mod invoke;
+mod message_limit;
 pub mod proxy;
 
 use std::sync::Arc;
@@ -62,11 +63,12 @@ impl Dapr for DaprApi {
 pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let token = runtime.config.api_token.clone();
     let observed = runtime.clone();
+    let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
     let proxy = proxy::GrpcProxy::new(
         runtime.invoker.clone(),
         runtime.config.app_api_token.clone(),
+        limit,
     );
-    let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
     let dapr = DaprServer::new(DaprApi { runtime })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use tonic::Status;
 use tower::ServiceExt;
 
+use super::message_limit::{LimitedMessages, Tripwire};
 use crate::config::AppProtocol;
 use crate::invoke::metadata::{
     APP_ID_HEADER, CALLEE_APP_ID_HEADER, CALLER_APP_ID_HEADER, is_hop_by_hop,
@@ -31,12 +32,13 @@ use crate::invoke::{Invoker, Route};
 pub struct GrpcProxy {
     invoker: Arc<Invoker>,
     app_api_token: Option<HeaderValue>,
+    max_message_size: usize,
 }
 
 /// Where a proxied call goes.
 enum Destination {
-    /// This sidecar's app, at `host:port`.
-    App(String),
+    /// This sidecar's app.
+    App(AppRoute),
     /// The sidecar of app `id`, at `host:port`.
     Peer {
         /// The target app id.
@@ -48,12 +50,45 @@ enum Destination {
 
 impl GrpcProxy {
     /// The proxy for `invoker`'s app; `app_api_token` (`APP_API_TOKEN`) is presented to
-    /// the app as `dapr-api-token`.
-    pub fn new(invoker: Arc<Invoker>, app_api_token: Option<String>) -> Self {
+    /// the app as `dapr-api-token`. Messages larger than `max_message_size` bytes
+    /// (`--max-body-size`) stop the call in either direction.
+    pub fn new(
+        invoker: Arc<Invoker>,
+        app_api_token: Option<String>,
+        max_message_size: usize,
+    ) -> Self {
         let app_api_token = app_api_token.and_then(|token| HeaderValue::from_str(&token).ok());
         Self {
             invoker,
             app_api_token,
+            max_message_size,
+        }
+    }
+
+    /// Sends `parts` and `body` over `channel`, checking message sizes both ways. A
+    /// failure is the transport's error, or `ResourceExhausted` when the request carried
+    /// a message over the limit.
+    async fn send(
+        &self,
+        channel: tonic::transport::Channel,
+        parts: axum::http::request::Parts,
+        body: Body,
+    ) -> Result<Response, SendFailure> {
+        let limit = self.max_message_size;
+        let tripwire = Tripwire::default();
+        let body = tonic::body::Body::new(LimitedMessages::new(body, limit, tripwire.clone()));
+        match channel
+            .oneshot(axum::http::Request::from_parts(parts, body))
+            .await
+        {
+            Ok(response) => Ok(response
+                .map(|body| Body::new(LimitedMessages::new(body, limit, Tripwire::default())))),
+            Err(error) => Err(match tripwire.get() {
+                Some(too_large) => {
+                    SendFailure::TooLarge(Status::resource_exhausted(too_large.to_string()))
+                }
+                None => SendFailure::Transport(error),
+            }),
         }
     }
 
@@ -99,12 +134,24 @@ impl GrpcProxy {
             headers.remove(name);
         }
         let address = match destination {
-            Destination::App(address) => {
+            Destination::App(route) => {
                 headers.remove(API_TOKEN_HEADER);
                 if let Some(token) = &self.app_api_token {
                     headers.insert(API_TOKEN_HEADER, token.clone());
                 }
-                address
+                match route {
+                    AppRoute::Channel(channel) => {
+                        return self.send(channel, parts, body).await.map_err(
+                            |failure| match failure {
+                                SendFailure::TooLarge(status) => status,
+                                SendFailure::Transport(err) => {
+                                    Status::unavailable(format!("failed to reach the app: {err}"))
+                                }
+                            },
+                        );
+                    }
+                    AppRoute::Dial(address) => address,
+                }
             }
             Destination::Peer { id, address } => {
                 let caller = &self.invoker.config().app_id;
@@ -126,10 +173,10 @@ impl GrpcProxy {
             .peers()
             .channel(&address)
             .map_err(Status::unavailable)?;
-        let outgoing = axum::http::Request::from_parts(parts, tonic::body::Body::new(body));
-        match channel.oneshot(outgoing).await {
-            Ok(response) => Ok(response.map(Body::new)),
-            Err(err) => {
+        match self.send(channel, parts, body).await {
+            Ok(response) => Ok(response),
+            Err(SendFailure::TooLarge(status)) => Err(status),
+            Err(SendFailure::Transport(err)) => {
                 self.invoker.peers().forget(&address);
                 Err(Status::unavailable(dial_failure(&address, &err)))
             }
@@ -147,36 +194,56 @@ impl GrpcProxy {
         if local {
             normalize_method(path)
                 .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
-            return self.app_address().map(Destination::App);
+            return self.app_route().map(Destination::App);
         }
         match self.invoker.route(target).await.map_err(Status::unknown)? {
             Route::Remote { id, address, .. } => Ok(Destination::Peer { id, address }),
-            Route::Local => self.app_address().map(Destination::App),
+            Route::Local => self.app_route().map(Destination::App),
             Route::Endpoint(_) | Route::Url(_) => Err(Status::unknown(format!(
                 "failed to proxy request: {target} is not an app that serves gRPC"
             ))),
         }
     }
 
-    /// `host:port` of the own app's gRPC server.
-    fn app_address(&self) -> Result<String, Status> {
+    /// How to reach the own app: its gRPC channel (`grpc`/`grpcs`), or a clear-text
+    /// HTTP/2 connection to its port for apps declared as HTTP.
+    fn app_route(&self) -> Result<AppRoute, Status> {
         let channel = self
             .invoker
             .app_channel()
             .ok_or_else(|| Status::internal("app channel is not initialized"))?;
+        if let Some(transport) = channel.grpc_transport() {
+            return Ok(AppRoute::Channel(transport));
+        }
         let app = channel.app();
-        if matches!(app.protocol, AppProtocol::Https | AppProtocol::Grpcs) {
+        if app.protocol == AppProtocol::Https {
             return Err(Status::unimplemented(
-                "proxying gRPC calls to an app served over TLS is not supported yet",
+                "the app is served over HTTPS (app protocol https), not gRPC; gRPC calls cannot be proxied to it",
             ));
         }
         let host = app.address.trim_start_matches('[').trim_end_matches(']');
-        Ok(if host.contains(':') {
+        Ok(AppRoute::Dial(if host.contains(':') {
             format!("[{host}]:{}", app.port)
         } else {
             format!("{host}:{}", app.port)
-        })
+        }))
     }
+}
+
+/// How a call for the own app travels.
+enum AppRoute {
+    /// Over the app channel's HTTP/2 connection.
+    Channel(tonic::transport::Channel),
+    /// Over a pooled clear-text connection to `host:port`.
+    Dial(String),
+}
+
+/// Why a forwarded call got no reply.
+enum SendFailure {
+    /// The caller sent a message over the size limit (`ResourceExhausted`).
+    TooLarge(Status),
+    /// The destination could not be reached.
+    Transport(tonic::transport::Error),
 }
 
 /// The first value of header `name`, when it is non-empty text.
