@@ -19,6 +19,7 @@ mod listeners;
 mod quantity;
 #[cfg(test)]
 mod test_support;
+mod uds_authority;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,10 +11,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
 use crate::RuntimeError;
+use crate::uds_authority::AuthorityRepair;
 
 /// A bound listener of one server.
 #[derive(Debug)]
@@ -118,6 +119,7 @@ pub fn spawn(
         }
         Listener::Unix { listener, path } => {
             servers.spawn(async move {
+                let listener = RepairingUnixListener(listener);
                 serve_connections(listener, router, header_limit, stop).await;
                 if let Err(err) = std::fs::remove_file(&path) {
                     tracing::warn!("failed to remove {}: {err}", path.display());
@@ -127,6 +129,23 @@ pub fn spawn(
         }
     }
     tracing::debug!("{name} server started");
+}
+
+/// A Unix socket listener whose connections get [`AuthorityRepair`].
+struct RepairingUnixListener(UnixListener);
+
+impl axum::serve::Listener for RepairingUnixListener {
+    type Io = AuthorityRepair<UnixStream>;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, address) = axum::serve::Listener::accept(&mut self.0).await;
+        (AuthorityRepair::new(io), address)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
 }
 
 /// Accepts connections until `stop`, then waits for open ones to finish gracefully.
