@@ -37,9 +37,17 @@ pub struct DaprdBuilder {
     envs: Vec<(OsString, OsString)>,
     binary: Option<PathBuf>,
     ready_timeout: Duration,
+    internal_grpc: Option<(String, u16)>,
 }
 
 impl DaprdBuilder {
+    /// Serves the internal API on `address:port` instead of 127.0.0.1 and a free port (two
+    /// sidecars may share a port on different loopback addresses, as pods share 50002).
+    pub fn internal_grpc(mut self, address: impl Into<String>, port: u16) -> Self {
+        self.internal_grpc = Some((address.into(), port));
+        self
+    }
+
     /// Adds a `--resources-path` directory (repeatable).
     pub fn resources_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.resources_paths.push(dir.into());
@@ -124,7 +132,14 @@ impl DaprdBuilder {
         // Tests only ever listen on loopback.
         flag("--dapr-listen-addresses", "127.0.0.1".as_ref());
         flag("--metrics-listen-address", "127.0.0.1".as_ref());
-        flag("--dapr-internal-grpc-listen-address", "127.0.0.1".as_ref());
+        let internal_address = self
+            .internal_grpc
+            .as_ref()
+            .map_or("127.0.0.1", |(address, _)| address.as_str());
+        flag(
+            "--dapr-internal-grpc-listen-address",
+            internal_address.as_ref(),
+        );
         for dir in &self.resources_paths {
             flag("--resources-path", dir.as_os_str());
         }
@@ -152,7 +167,10 @@ impl DaprdBuilder {
         let ports = DaprdPorts {
             http,
             grpc,
-            internal_grpc,
+            internal_grpc: self
+                .internal_grpc
+                .as_ref()
+                .map_or(internal_grpc, |(_, port)| *port),
             metrics,
         };
         let launch = BinaryLaunch {
@@ -212,6 +230,7 @@ impl Daprd {
             envs: Vec::new(),
             binary: None,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            internal_grpc: None,
         }
     }
 

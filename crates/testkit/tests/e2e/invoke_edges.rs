@@ -108,6 +108,57 @@ async fn mdns_on_loopback_routes_between_sidecars() {
 }
 
 #[tokio::test]
+async fn the_kubernetes_resolver_routes_by_its_address_template() {
+    // In a cluster every sidecar serves the internal API on the same port and the
+    // resolver names the peer's Service; here the two sidecars share a port on
+    // 127.0.0.1 and 127.0.0.2, and the resolver's `template` names the callee's host
+    // (cluster DNS is not available on a test machine; the DNS form is unit-tested).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: k8s\nspec:\n  \
+         nameResolution:\n    component: kubernetes\n    configuration:\n      \
+         template: \"127.0.0.1:{{.Port}}\"\n",
+    )
+    .unwrap();
+    let shared_port = dapr_testkit::ports::free_port();
+    let (port, _app) = start_app("http_app.py").await;
+    let _callee = Daprd::builder("k8s-callee")
+        .config(&config)
+        .app_port(port)
+        .internal_grpc("127.0.0.1", shared_port)
+        .start()
+        .await
+        .unwrap();
+    let caller = Daprd::builder("k8s-caller")
+        .config(&config)
+        .internal_grpc("127.0.0.2", shared_port)
+        .start()
+        .await
+        .unwrap();
+    let reply = http::get(&format!(
+        "{}/v1.0/invoke/k8s-callee/method/hello",
+        caller.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status.as_u16(),
+        200,
+        "{}\ncaller:\n{}",
+        reply.text(),
+        caller.log_tail(20)
+    );
+    let body = reply.json::<Value>().unwrap();
+    assert_eq!(body["path"], "/hello");
+    assert_eq!(
+        body["headers"]["dapr-caller-app-id"], "k8s-caller",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn an_apps_own_grpc_client_reaches_another_app_through_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let config = sqlite_config(dir.path(), "");
