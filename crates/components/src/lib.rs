@@ -11,3 +11,4 @@ pub mod metadata;
 pub mod nameresolution;
 pub mod secretstores;
 pub mod state;
+pub mod version;

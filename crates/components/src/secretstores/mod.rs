@@ -4,6 +4,12 @@
 //! A secret is a map of names to values. Stores that keep one value per secret return a
 //! one-entry map keyed by the secret's own name, as upstream does.
 
+mod catalog;
+pub mod local_env;
+pub mod local_file;
+
+pub use catalog::{OpenError, SECRET_STORE_TYPES, open};
+
 use std::collections::{BTreeMap, HashMap};
 
 /// A secret: value names to values, ordered so JSON output is stable.

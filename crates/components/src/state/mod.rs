@@ -6,9 +6,17 @@
 //! values as bytes: daprd decides how a value is encoded (JSON text or raw bytes), each
 //! store decides how to keep it so that data written by upstream stays readable.
 
+mod catalog;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod error;
+pub mod in_memory;
+pub mod postgresql;
 pub mod query;
+pub mod redis;
+pub mod sqlite;
 
+pub use catalog::{OpenError, STATE_STORE_TYPES, open};
 pub use error::{EtagErrorKind, StateError};
 
 use std::collections::HashMap;
@@ -22,6 +30,9 @@ pub const TTL_METADATA_KEY: &str = "ttlInSeconds";
 pub const TTL_EXPIRE_TIME_METADATA_KEY: &str = "ttlExpireTime";
 /// The metadata key that marks a store as the actor state store.
 pub const ACTOR_STATE_STORE_METADATA_KEY: &str = "actorStateStore";
+/// The query metadata key carrying the key prefix (`myapp||`) a query is confined to;
+/// daprd always sets it, replacing any value the caller sent (see [`StateStore::query`]).
+pub const QUERY_KEY_PREFIX_METADATA: &str = "queryKeyPrefix";
 
 /// An optional capability a store advertises (upstream's feature names, reported by the
 /// metadata API).
@@ -293,6 +304,12 @@ pub trait StateStore: Send + Sync {
     }
 
     /// Runs an alpha1 query; only stores with [`Feature::QueryApi`].
+    ///
+    /// Scoping: a query sees only the keys that start with the prefix in
+    /// `metadata[QUERY_KEY_PREFIX_METADATA]` (daprd passes the caller's `appid||`); without
+    /// that entry it sees every key. Results carry the full stored keys, prefix included
+    /// (daprd strips it). Paging: `page.limit` caps a page; a non-empty `token` in the
+    /// response fetches the next one, and the last page may come back empty.
     async fn query(
         &self,
         _query: query::Query,
@@ -301,8 +318,11 @@ pub trait StateStore: Send + Sync {
         Err(StateError::NotSupported("query"))
     }
 
-    /// Deletes every key starting with `prefix` (which ends in `||`) and returns how many;
-    /// only stores with [`Feature::DeleteWithPrefix`].
+    /// Deletes every key starting with `prefix` and returns how many; only stores with
+    /// [`Feature::DeleteWithPrefix`]. As upstream: `||` is appended to a prefix that lacks
+    /// it, an empty prefix (or `||` alone) is an [`StateError::InvalidRequest`] (see
+    /// [`delete_prefix`]), and keys with a further `||` after the prefix (a nested prefix)
+    /// are kept.
     async fn delete_with_prefix(&self, _prefix: &str) -> Result<u64, StateError> {
         Err(StateError::NotSupported("delete with prefix"))
     }
@@ -327,6 +347,20 @@ pub fn ttl_seconds(metadata: &HashMap<String, String>) -> Result<Option<i64>, St
         StateError::InvalidRequest(format!(
             "incorrect value for metadata '{TTL_METADATA_KEY}': {text}"
         ))
+    })
+}
+
+/// Checks a delete-with-prefix prefix and completes it with `||` as upstream does.
+pub fn delete_prefix(prefix: &str) -> Result<String, StateError> {
+    if prefix.is_empty() || prefix == "||" {
+        return Err(StateError::InvalidRequest(
+            "a prefix is required for deleteWithPrefix request".to_owned(),
+        ));
+    }
+    Ok(if prefix.ends_with("||") {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}||")
     })
 }
 
