@@ -3,6 +3,7 @@
 //! crate is the runtime as a library; `main.rs` only parses flags and calls [`run`].
 
 pub mod channel;
+pub mod components;
 pub mod config;
 pub mod error;
 pub mod invoke;
@@ -49,6 +50,9 @@ pub enum RuntimeError {
     /// The resources or configuration file are invalid.
     #[error(transparent)]
     Resources(#[from] resources::ResourcesError),
+    /// A component failed to start and does not ignore errors.
+    #[error(transparent)]
+    Component(#[from] components::ComponentError),
     /// The name resolver could not start.
     #[error("failed to initialize name resolution: {0}")]
     NameResolution(#[from] dapr_components::nameresolution::ResolveError),
@@ -102,7 +106,6 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     let runtime_ready = health.register("runtime");
     let outbound_health = Health::new();
     let outbound_ready = outbound_health.register("outbound");
-    let metadata = MetadataStore::new(&config, &startup.resources, enabled_features(&startup));
 
     let resolver = nameresolution::start(&config, startup.configuration.as_ref()).await?;
     let app_channel =
@@ -151,6 +154,24 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
         });
 
+    let components = Arc::new(components::Components::new(
+        components::load(
+            &startup.resources.components,
+            components::LoadContext {
+                mode: config.mode,
+                metrics: &metrics,
+            },
+            None,
+        )
+        .await?,
+    ));
+    let metadata = MetadataStore::new(
+        &config,
+        &startup.resources,
+        enabled_features(&startup),
+        components.clone(),
+    );
+
     let invoker = Arc::new(
         invoke::Invoker::new(
             invoke::InvokerConfig::new(
@@ -178,6 +199,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         metadata,
         shutdown: shutdown.clone(),
         invoker,
+        components,
         metrics,
         tracing: tracing_pipeline,
         api_logging,
@@ -259,6 +281,20 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         shutdown.signal(),
     );
 
+    let hot_reload = runtime.config.mode == config::Mode::Standalone
+        && enabled_features(&startup)
+            .iter()
+            .any(|feature| feature == components::reload::HOT_RELOAD_FEATURE);
+    if hot_reload {
+        let watch = components::reload::Watch {
+            paths: runtime.config.resources_paths.clone(),
+            app_id: runtime.config.app_id.clone(),
+            components: runtime.components.clone(),
+            metrics: runtime.metrics.clone(),
+        };
+        tokio::spawn(components::reload::run(watch, shutdown.signal()));
+    }
+
     // The sidecar serves its app's callers once the app listens, as upstream waits for it.
     outbound_ready.set_ready(true);
     if let Some(app) = &app_channel {
@@ -301,6 +337,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             servers.abort_all();
         }
     }
+    runtime.components.snapshot().close().await;
     runtime.tracing.shutdown().await;
     if let Err(err) = resolver.close().await {
         tracing::warn!("failed to close the name resolver: {err}");

@@ -3,16 +3,21 @@
 //! gRPC `SetMetadata`). Both edges render the same [`runtime::GetMetadataResponse`].
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use dapr_proto::runtime;
 use dapr_resources::DaprResource;
 use dapr_resources::loader::LoadedResources;
 
+use crate::components::Components;
 use crate::config::{AppProtocol, RuntimeConfig};
 
 /// Extended-metadata key holding the runtime version, as upstream sets it.
 const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
+
+/// Extended-metadata key prefix naming a component that failed to start (with
+/// `ignoreErrors`): `componentError.<name>` holds the reason.
+pub const COMPONENT_ERROR_KEY_PREFIX: &str = "componentError.";
 
 /// The runtime version reported to apps.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -22,7 +27,7 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct MetadataStore {
     app_id: String,
     app_connection: runtime::AppConnectionProperties,
-    components: Vec<runtime::RegisteredComponents>,
+    components: Arc<Components>,
     http_endpoints: Vec<runtime::MetadataHttpEndpoint>,
     resiliencies: Vec<runtime::MetadataResiliency>,
     subscriptions: Vec<runtime::PubsubSubscription>,
@@ -36,6 +41,7 @@ impl MetadataStore {
         config: &RuntimeConfig,
         resources: &LoadedResources,
         enabled_features: Vec<String>,
+        components: Arc<Components>,
     ) -> Self {
         let app_connection = match &config.app {
             Some(app) => runtime::AppConnectionProperties {
@@ -64,16 +70,6 @@ impl MetadataStore {
                 ..Default::default()
             },
         };
-        let components = resources
-            .components
-            .iter()
-            .map(|loaded| runtime::RegisteredComponents {
-                name: loaded.resource.name().to_string(),
-                r#type: loaded.resource.spec.type_.clone(),
-                version: loaded.resource.spec.version.clone(),
-                capabilities: Vec::new(),
-            })
-            .collect();
         let http_endpoints = resources
             .http_endpoints
             .iter()
@@ -153,11 +149,29 @@ impl MetadataStore {
             .into_iter()
             .collect();
         extended.insert(RUNTIME_VERSION_KEY.to_string(), RUNTIME_VERSION.to_string());
+        let components = self.components.snapshot();
+        for failed in components.statuses.iter().filter(|status| status.error.is_some()) {
+            extended.insert(
+                format!("{COMPONENT_ERROR_KEY_PREFIX}{}", failed.name),
+                failed.error.clone().unwrap_or_default(),
+            );
+        }
+        let registered_components = components
+            .statuses
+            .iter()
+            .filter(|status| status.error.is_none())
+            .map(|status| runtime::RegisteredComponents {
+                name: status.name.clone(),
+                r#type: status.component_type.clone(),
+                version: status.version.clone(),
+                capabilities: status.capabilities.clone(),
+            })
+            .collect();
         #[allow(deprecated)]
         runtime::GetMetadataResponse {
             id: self.app_id.clone(),
             active_actors_count: Vec::new(),
-            registered_components: self.components.clone(),
+            registered_components,
             extended_metadata: extended,
             subscriptions: self.subscriptions.clone(),
             http_endpoints: self.http_endpoints.clone(),

@@ -5,6 +5,7 @@ use dapr_kit::shutdown::Shutdown;
 
 use std::sync::Arc;
 
+use crate::components::Components;
 use crate::config::RuntimeConfig;
 use crate::invoke::Invoker;
 use crate::metadata::MetadataStore;
@@ -26,6 +27,8 @@ pub struct Runtime {
     pub shutdown: Shutdown,
     /// Service invocation, shared by every edge.
     pub invoker: Arc<Invoker>,
+    /// The started components (state stores, secret stores, ...).
+    pub components: Arc<Components>,
     /// Upstream's metric families.
     pub metrics: SidecarMetrics,
     /// Span creation and export.

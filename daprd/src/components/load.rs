@@ -1,0 +1,235 @@
+//! Starting components from resources: secret stores first (in file order), then the
+//! rest; each within its `initTimeout` (default 5 s); a failure stops the sidecar unless
+//! the component sets `ignoreErrors`, in which case it is logged, counted and reported
+//! by the metadata API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dapr_components::{secretstores, state};
+use dapr_resources::Component;
+use dapr_resources::loader::Loaded;
+
+use super::secret_refs;
+use super::{
+    ComponentSet, ComponentStatus, KEY_PREFIX_METADATA, KeyPrefix, SecretStoreHandle,
+    StateStoreHandle,
+};
+use crate::config::Mode;
+use crate::observability::metrics::SidecarMetrics;
+
+/// How long a component may take to start when it sets no `initTimeout`.
+const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Building blocks this build does not provide yet: their components are skipped with a
+/// warning instead of stopping the sidecar.
+const NOT_YET_BUILT: &[&str] = &[
+    "pubsub",
+    "bindings",
+    "configuration",
+    "lock",
+    "crypto",
+    "middleware",
+    "workflow",
+    "conversation",
+];
+
+/// What the loader needs to know about the sidecar.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadContext<'a> {
+    /// Standalone or Kubernetes (decides the default secret store).
+    pub mode: Mode,
+    /// Where component start-ups and failures are counted.
+    pub metrics: &'a SidecarMetrics,
+}
+
+/// A component that failed to start and does not ignore errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "process component {name} error: [INIT_COMPONENT_FAILURE]: initialization error occurred for {name} ({component_type}/{version}): {reason}"
+)]
+pub struct ComponentError {
+    /// The component's name.
+    pub name: String,
+    /// Its `spec.type`.
+    pub component_type: String,
+    /// Its `spec.version`.
+    pub version: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// A started component, of one kind or another.
+enum Started {
+    State(Arc<StateStoreHandle>),
+    Secret(Arc<SecretStoreHandle>),
+    Skipped,
+}
+
+/// Starts `components` (already filtered to this app's scope) into a new set. Components
+/// whose resource is unchanged from `previous` (a reload) are carried over as they are,
+/// with their data and connections; only new and changed ones start.
+pub async fn load(
+    components: &[Loaded<Component>],
+    context: LoadContext<'_>,
+    previous: Option<&ComponentSet>,
+) -> Result<ComponentSet, ComponentError> {
+    let mut set = ComponentSet::default();
+    let (secret_stores, others): (Vec<_>, Vec<_>) = components
+        .iter()
+        .map(|loaded| &loaded.resource)
+        .partition(|component| component.spec.building_block() == "secretstores");
+    for component in secret_stores.into_iter().chain(others) {
+        let name = component.metadata.name.clone().unwrap_or_default();
+        if let Some(previous) = previous
+            && carry_over(previous, &mut set, &name, component)
+        {
+            continue;
+        }
+        let spec = &component.spec;
+        let timeout = dapr_kit::duration::parse(&spec.init_timeout)
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .unwrap_or(DEFAULT_INIT_TIMEOUT);
+        let started = tokio::time::timeout(timeout, start(component, &name, &set, context))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "init timeout for component {name} exceeded after {}",
+                    dapr_kit::duration::format(timeout)
+                ))
+            });
+        let mut status = ComponentStatus {
+            name: name.clone(),
+            component_type: spec.type_.clone(),
+            version: spec.version.clone(),
+            capabilities: Vec::new(),
+            error: None,
+        };
+        match started {
+            Ok(Started::State(handle)) => {
+                status.capabilities = handle
+                    .store
+                    .features()
+                    .iter()
+                    .map(|feature| feature.as_str().to_owned())
+                    .chain(handle.actor_state_store.then(|| "ACTOR".to_owned()))
+                    .collect();
+                set.state_stores.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
+            Ok(Started::Secret(handle)) => {
+                status.capabilities = handle
+                    .store
+                    .features()
+                    .iter()
+                    .map(|feature| feature.as_str().to_owned())
+                    .collect();
+                set.secret_stores.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
+            Ok(Started::Skipped) => continue,
+            Err(reason) => {
+                context
+                    .metrics
+                    .record_component_init_failed(&spec.type_, "init", &name);
+                let error = ComponentError {
+                    name: name.clone(),
+                    component_type: spec.type_.clone(),
+                    version: spec.version.clone(),
+                    reason,
+                };
+                if !spec.ignore_errors {
+                    set.close().await;
+                    return Err(error);
+                }
+                tracing::error!("ignoring error processing component: {error}");
+                status.error = Some(error.to_string());
+                set.statuses.push(status);
+                continue;
+            }
+        }
+        context.metrics.record_component_loaded();
+        tracing::info!("Component loaded: {name} ({}/{})", spec.type_, spec.version);
+        set.statuses.push(status);
+    }
+    Ok(set)
+}
+
+/// Moves `name` from `previous` into `set` when it was started from exactly `component`;
+/// returns whether it did.
+fn carry_over(
+    previous: &ComponentSet,
+    set: &mut ComponentSet,
+    name: &str,
+    component: &Component,
+) -> bool {
+    if previous.definitions.get(name) != Some(component) {
+        return false;
+    }
+    let Some(status) = previous.statuses.iter().find(|status| status.name == name) else {
+        return false;
+    };
+    if let Some(handle) = previous.state_stores.get(name) {
+        set.state_stores.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.secret_stores.get(name) {
+        set.secret_stores
+            .insert(name.to_owned(), Arc::clone(handle));
+    } else {
+        return false;
+    }
+    set.definitions.insert(name.to_owned(), component.clone());
+    set.statuses.push(status.clone());
+    true
+}
+
+/// Starts one component.
+async fn start(
+    component: &Component,
+    name: &str,
+    set: &ComponentSet,
+    context: LoadContext<'_>,
+) -> Result<Started, String> {
+    let spec = &component.spec;
+    let block = spec.building_block();
+    if NOT_YET_BUILT.contains(&block) {
+        tracing::warn!(
+            "component {name} ({}/{}) is skipped: the {block} building block is not available in this build yet",
+            spec.type_,
+            spec.version
+        );
+        return Ok(Started::Skipped);
+    }
+    let properties = secret_refs::resolve(component, &set.secret_stores, context.mode).await?;
+    match block {
+        "state" => {
+            let key_prefix = KeyPrefix::parse(properties.text(KEY_PREFIX_METADATA, &[]))
+                .map_err(|error| error.to_string())?;
+            let actor_state_store = properties
+                .bool(state::ACTOR_STATE_STORE_METADATA_KEY, &[])
+                .map_err(|error| error.to_string())?
+                .unwrap_or(false);
+            let store = state::open(&spec.type_, &spec.version, &properties)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Started::State(Arc::new(StateStoreHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                version: spec.version.clone(),
+                store,
+                key_prefix,
+                actor_state_store,
+            })))
+        }
+        "secretstores" => {
+            let store = secretstores::open(&spec.type_, &spec.version, &properties)
+                .map_err(|error| error.to_string())?;
+            Ok(Started::Secret(Arc::new(SecretStoreHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                store,
+            })))
+        }
+        _ => Err(format!("incorrect type {}", spec.type_)),
+    }
+}

@@ -1,0 +1,160 @@
+//! The sidecar's components: created from Component resources at start (secret stores
+//! first, so other components can read `secretKeyRef`s through them), held in one
+//! snapshot that the API edges read without locking, and replaced whole when resources
+//! change.
+//!
+//! [`load`] builds a [`ComponentSet`]; [`Components`] publishes the current one.
+
+mod key_prefix;
+mod load;
+pub mod reload;
+mod secret_refs;
+#[cfg(test)]
+mod tests;
+
+pub use key_prefix::{IllegalKey, KEY_PREFIX_METADATA, KeyPrefix, SEPARATOR, original_key};
+pub use load::{ComponentError, LoadContext, load};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use dapr_components::secretstores::SecretStore;
+use dapr_components::state::StateStore;
+use dapr_resources::Component;
+
+/// A state store and how the sidecar uses it.
+pub struct StateStoreHandle {
+    /// The component's name (`metadata.name`).
+    pub name: String,
+    /// Its `spec.type` (`state.redis`).
+    pub component_type: String,
+    /// Its `spec.version`.
+    pub version: String,
+    /// The store.
+    pub store: Arc<dyn StateStore>,
+    /// How keys are prefixed.
+    pub key_prefix: KeyPrefix,
+    /// Whether `actorStateStore: "true"` marks it as the actor state store.
+    pub actor_state_store: bool,
+}
+
+impl std::fmt::Debug for StateStoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStoreHandle")
+            .field("name", &self.name)
+            .field("component_type", &self.component_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret store and its name.
+pub struct SecretStoreHandle {
+    /// The component's name.
+    pub name: String,
+    /// Its `spec.type`.
+    pub component_type: String,
+    /// The store.
+    pub store: Arc<dyn SecretStore>,
+}
+
+impl std::fmt::Debug for SecretStoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStoreHandle")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the metadata API reports about one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentStatus {
+    /// The component's name.
+    pub name: String,
+    /// Its `spec.type`.
+    pub component_type: String,
+    /// Its `spec.version`.
+    pub version: String,
+    /// Upstream's capability names (`ETAG`, `TRANSACTIONAL`, ...).
+    pub capabilities: Vec<String>,
+    /// Why it failed to start (kept only for `ignoreErrors` components), or `None`.
+    pub error: Option<String>,
+}
+
+/// One consistent set of started components.
+#[derive(Debug, Default)]
+pub struct ComponentSet {
+    /// State stores by name.
+    pub state_stores: BTreeMap<String, Arc<StateStoreHandle>>,
+    /// Secret stores by name.
+    pub secret_stores: BTreeMap<String, Arc<SecretStoreHandle>>,
+    /// Every component that was given, started or failed, in load order.
+    pub statuses: Vec<ComponentStatus>,
+    /// The resource each started component was created from, by name.
+    pub definitions: BTreeMap<String, Component>,
+}
+
+impl ComponentSet {
+    /// The state store called `name`.
+    pub fn state_store(&self, name: &str) -> Option<&Arc<StateStoreHandle>> {
+        self.state_stores.get(name)
+    }
+
+    /// The secret store called `name`.
+    pub fn secret_store(&self, name: &str) -> Option<&Arc<SecretStoreHandle>> {
+        self.secret_stores.get(name)
+    }
+
+    /// Closes every store (at shutdown, or when a start-up fails half-way).
+    pub async fn close(&self) {
+        self.close_unless_in(&ComponentSet::default()).await;
+    }
+
+    /// Closes the stores of this set that `successor` does not carry on (after a reload).
+    pub async fn close_unless_in(&self, successor: &ComponentSet) {
+        for handle in self.state_stores.values() {
+            let kept = successor
+                .state_stores
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle));
+            if kept {
+                continue;
+            }
+            tracing::info!("closing state store {}", handle.name);
+            if let Err(error) = handle.store.close().await {
+                tracing::warn!("failed to close state store {}: {error}", handle.name);
+            }
+        }
+    }
+}
+
+/// The current [`ComponentSet`]; readers take a snapshot, reloads swap it.
+#[derive(Debug, Default)]
+pub struct Components {
+    current: RwLock<Arc<ComponentSet>>,
+}
+
+impl Components {
+    /// Publishes `set` as the first set.
+    pub fn new(set: ComponentSet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    /// The current set.
+    pub fn snapshot(&self) -> Arc<ComponentSet> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Publishes `set`, returning the one it replaces.
+    pub fn replace(&self, set: ComponentSet) -> Arc<ComponentSet> {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *current, Arc::new(set))
+    }
+}
