@@ -17,6 +17,131 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The names of the components the metadata API lists, and the failed ones it reports.
+async fn component_names(daprd: &Daprd) -> (Vec<String>, Vec<String>) {
+    let doc: Value = http::get(&format!("{}/v1.0/metadata", daprd.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut started: Vec<String> = doc["components"]
+        .as_array()
+        .map(|components| {
+            components
+                .iter()
+                .map(|component| component["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    started.sort();
+    let mut failed: Vec<String> = doc["extended"]
+        .as_object()
+        .map(|extended| {
+            extended
+                .keys()
+                .filter_map(|key| key.strip_prefix("componentError."))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    failed.sort();
+    (started, failed)
+}
+
+/// Waits until the metadata API lists exactly `expected` started components.
+async fn await_components(daprd: &Daprd, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (started, _) = component_names(daprd).await;
+        if started == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "components {started:?}, expected {expected:?}\n{}",
+            daprd.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn state_component(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: state.in-memory\n  version: v1\n{extra_spec}"
+    )
+}
+
+#[tokio::test]
+async fn hot_reload_adds_changes_and_removes_components_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let resources = dir.path().join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    write(&resources, "first.yaml", &state_component("first", ""));
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: cfg\nspec:\n  features:\n    - name: HotReload\n      enabled: true\n",
+    );
+    let daprd = Daprd::builder("reload-app")
+        .resources_path(&resources)
+        .config(&config)
+        .start()
+        .await
+        .unwrap();
+    await_components(&daprd, &["first"]).await;
+
+    write(&resources, "second.yaml", &state_component("second", ""));
+    await_components(&daprd, &["first", "second"]).await;
+
+    // A component that fails with ignoreErrors is reported, not started.
+    write(
+        &resources,
+        "broken.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  type: state.nope\n  version: v1\n  ignoreErrors: true\n",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while component_names(&daprd).await.1 != ["broken"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            daprd.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Malformed YAML keeps what runs; removing files removes their components.
+    write(&resources, "garbage.yaml", "kind: [");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(component_names(&daprd).await.0, ["first", "second"]);
+    for file in ["garbage.yaml", "broken.yaml", "first.yaml"] {
+        std::fs::remove_file(resources.join(file)).unwrap();
+    }
+    await_components(&daprd, &["second"]).await;
+    assert!(component_names(&daprd).await.1.is_empty());
+    assert!(
+        daprd
+            .terminate(Duration::from_secs(15))
+            .await
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn without_hot_reload_new_files_are_ignored_until_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "first.yaml", &state_component("first", ""));
+    let daprd = Daprd::builder("static-app")
+        .resources_path(dir.path())
+        .start()
+        .await
+        .unwrap();
+    await_components(&daprd, &["first"]).await;
+    write(dir.path(), "second.yaml", &state_component("second", ""));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(component_names(&daprd).await.0, ["first"]);
+}
+
 #[tokio::test]
 async fn metadata_reports_the_sidecar_over_http_and_the_sdk() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +183,8 @@ async fn metadata_reports_the_sidecar_over_http_and_the_sdk() {
     assert_eq!(doc["enabledFeatures"], serde_json::json!(["Feature1"]));
     assert_eq!(
         doc["components"],
-        serde_json::json!([{"name": "store", "type": "state.in-memory", "version": "v1"}])
+        serde_json::json!([{"name": "store", "type": "state.in-memory", "version": "v1",
+            "capabilities": ["ETAG", "TRANSACTIONAL", "TTL", "DELETE_WITH_PREFIX", "QUERY_API"]}])
     );
     assert_eq!(doc["extended"]["team"], "payments");
     assert_eq!(
