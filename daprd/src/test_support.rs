@@ -13,12 +13,16 @@ use tokio_rustls::TlsAcceptor;
 pub const APP_CERT: &[u8] = include_bytes!("testdata/app-cert.pem");
 /// The key of [`APP_CERT`].
 pub const APP_KEY: &[u8] = include_bytes!("testdata/app-key.pem");
-/// The test CA that signed [`COLLECTOR_CERT`].
-pub const COLLECTOR_CA: &[u8] = include_bytes!("testdata/collector-ca.pem");
+/// The test CA that signed [`SERVER_CERT`] and [`CLIENT_CERT`].
+pub const TEST_CA: &[u8] = include_bytes!("testdata/ca.pem");
 /// A CA-signed server certificate for `localhost` and `127.0.0.1`.
-pub const COLLECTOR_CERT: &[u8] = include_bytes!("testdata/collector-cert.pem");
-/// The key of [`COLLECTOR_CERT`].
-pub const COLLECTOR_KEY: &[u8] = include_bytes!("testdata/collector-key.pem");
+pub const SERVER_CERT: &[u8] = include_bytes!("testdata/server.pem");
+/// The key of [`SERVER_CERT`].
+pub const SERVER_KEY: &[u8] = include_bytes!("testdata/server-key.pem");
+/// A CA-signed client certificate.
+pub const CLIENT_CERT: &[u8] = include_bytes!("testdata/client.pem");
+/// The key of [`CLIENT_CERT`].
+pub const CLIENT_KEY: &[u8] = include_bytes!("testdata/client-key.pem");
 
 /// A TLS acceptor serving `cert_pem` with `key_pem`, offering the `alpn` protocols.
 pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8], alpn: &[&[u8]]) -> TlsAcceptor {

@@ -1047,10 +1047,11 @@ fn app_response_headers_lose_hop_by_hop_ones() {
     assert_eq!(kept["x-app"], "yes");
 }
 
-#[tokio::test]
-async fn grpc_calls_are_proxied_to_grpcs_apps_over_the_channel() {
-    let (port, _) = start_grpc_app(true).await;
-    let app = channel(port, AppProtocol::Grpcs, ChannelOptions::default());
+/// A gRPC client of a proxy (1 KiB message limit) in front of `app`, whose id is `me`.
+async fn proxy_client(
+    app: AppChannel,
+    app_api_token: Option<&str>,
+) -> dapr_proto::runtime::app_callback_client::AppCallbackClient<tonic::transport::Channel> {
     let config = crate::invoke::InvokerConfig {
         app_id: "me".to_string(),
         namespace: "default".to_string(),
@@ -1059,14 +1060,24 @@ async fn grpc_calls_are_proxied_to_grpcs_apps_over_the_channel() {
         host_name: "test-host".to_string(),
     };
     let invoker = Arc::new(crate::invoke::Invoker::new(config, None, Some(app)));
-    let proxy = crate::api::grpc::proxy::GrpcProxy::new(invoker, Some("app-token".into()), 1 << 10);
+    let proxy = crate::api::grpc::proxy::GrpcProxy::new(
+        invoker,
+        app_api_token.map(str::to_string),
+        1 << 10,
+    );
     let proxy_port = serve(proxy.router(), None).await;
-
-    let mut client = dapr_proto::runtime::app_callback_client::AppCallbackClient::connect(format!(
+    dapr_proto::runtime::app_callback_client::AppCallbackClient::connect(format!(
         "http://127.0.0.1:{proxy_port}"
     ))
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn grpc_calls_are_proxied_to_grpcs_apps_over_the_channel() {
+    let (port, _) = start_grpc_app(true).await;
+    let app = channel(port, AppProtocol::Grpcs, ChannelOptions::default());
+    let mut client = proxy_client(app, Some("app-token")).await;
     let mut call = tonic::Request::new(common::InvokeRequest {
         method: "proxied".into(),
         ..Default::default()
@@ -1083,21 +1094,7 @@ async fn grpc_calls_are_proxied_to_grpcs_apps_over_the_channel() {
 async fn proxied_messages_over_the_size_limit_are_refused() {
     let (port, _) = start_grpc_app(false).await;
     let app = channel(port, AppProtocol::Grpc, ChannelOptions::default());
-    let config = crate::invoke::InvokerConfig {
-        app_id: "me".to_string(),
-        namespace: "default".to_string(),
-        internal_grpc_port: 1,
-        host_address: Some("127.0.0.1".to_string()),
-        host_name: "test-host".to_string(),
-    };
-    let invoker = Arc::new(crate::invoke::Invoker::new(config, None, Some(app)));
-    let proxy = crate::api::grpc::proxy::GrpcProxy::new(invoker, None, 1 << 10);
-    let proxy_port = serve(proxy.router(), None).await;
-    let mut client = dapr_proto::runtime::app_callback_client::AppCallbackClient::connect(format!(
-        "http://127.0.0.1:{proxy_port}"
-    ))
-    .await
-    .unwrap();
+    let mut client = proxy_client(app, None).await;
     let call = |data: Vec<u8>| {
         let mut call = tonic::Request::new(common::InvokeRequest {
             method: "sized".into(),

@@ -690,48 +690,22 @@ async fn http_to_grpc_maps_status_to_http() {
     assert_eq!(reply.json(), json!({"code": 5, "message": "no such order"}));
 }
 
-/// A TLS listener for axum with the test server certificate (signed by `testdata/ca.pem`
-/// for `localhost` and `127.0.0.1`).
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Ok((tcp, address)) = self.tcp.accept().await
-                && let Ok(tls) = self.acceptor.accept(tcp).await
-            {
-                return (tls, address);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
 /// Starts the echo app over TLS; with `client_auth` it demands a client certificate
 /// signed by the test CA.
 async fn start_https_app(client_auth: bool) -> u16 {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(include_bytes!("testdata/server.pem"))
+    let chain = CertificateDer::pem_slice_iter(crate::test_support::SERVER_CERT)
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/server-key.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(crate::test_support::SERVER_KEY).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .unwrap();
     let builder = if client_auth {
         let mut roots = rustls::RootCertStore::empty();
-        for certificate in CertificateDer::pem_slice_iter(include_bytes!("testdata/ca.pem")) {
+        for certificate in CertificateDer::pem_slice_iter(crate::test_support::TEST_CA) {
             roots.add(certificate.unwrap()).unwrap();
         }
         let verifier =
@@ -746,7 +720,7 @@ async fn start_https_app(client_auth: bool) -> u16 {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
-    let listener = TlsListener {
+    let listener = crate::test_support::TlsListener {
         tcp,
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
     };
@@ -759,7 +733,7 @@ async fn https_endpoints_are_verified_against_their_root_ca() {
     let world = world().await;
     let port = start_https_app(false).await;
     let mutual_port = start_https_app(true).await;
-    let root_ca = include_str!("testdata/ca.pem");
+    let root_ca = std::str::from_utf8(crate::test_support::TEST_CA).unwrap();
     let endpoint = |name: &str, host: &str, port: u16, client_tls: Value| {
         serde_json::from_value(json!({
             "apiVersion": "dapr.io/v1alpha1", "kind": "HTTPEndpoint",
@@ -793,8 +767,8 @@ async fn https_endpoints_are_verified_against_their_root_ca() {
             "127.0.0.1",
             mutual_port,
             json!({"rootCA": {"value": root_ca},
-                   "certificate": {"value": include_str!("testdata/client.pem")},
-                   "privateKey": {"value": include_str!("testdata/client-key.pem")}}),
+                   "certificate": {"value": std::str::from_utf8(crate::test_support::CLIENT_CERT).unwrap()},
+                   "privateKey": {"value": std::str::from_utf8(crate::test_support::CLIENT_KEY).unwrap()}}),
         ),
         endpoint(
             "anonymous",

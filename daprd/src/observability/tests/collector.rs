@@ -128,8 +128,8 @@ pub(super) async fn http_collector() -> (SocketAddr, Received) {
 async fn serve_tls(router: Router, alpn: &[&[u8]]) -> SocketAddr {
     let (tcp, address) = loopback().await;
     let acceptor = test_support::tls_acceptor(
-        test_support::COLLECTOR_CERT,
-        test_support::COLLECTOR_KEY,
+        test_support::SERVER_CERT,
+        test_support::SERVER_KEY,
         alpn,
     );
     let listener = test_support::TlsListener { tcp, acceptor };

@@ -285,9 +285,9 @@ async fn unsupported_exporter_settings_are_errors() {
     assert!(Tracing::start("myapp", None).unwrap().is_enabled());
 }
 
-/// Exports one span through `tracing` and waits until `count` reports it arrived, or
-/// returns false after a few seconds.
-async fn one_span_arrives(tracing: &Tracing, count: impl Fn() -> usize) -> bool {
+/// Serves a traced API, makes one call to it (continuing a sampled trace) and flushes
+/// the exporters.
+async fn export_one_call(tracing: &Tracing) {
     let address = traced_api(tracing.clone()).await;
     let response = http_call(
         address,
@@ -298,19 +298,26 @@ async fn one_span_arrives(tracing: &Tracing, count: impl Fn() -> usize) -> bool 
     )
     .await;
     assert_eq!(response.status(), 200);
+    tracing.flush().await;
+}
+
+/// Exports one call's span through `tracing` and waits until `count` reports it arrived,
+/// or returns false after a few seconds.
+async fn one_span_arrives(tracing: &Tracing, count: impl Fn() -> usize) -> bool {
+    export_one_call(tracing).await;
     for _ in 0..50 {
-        tracing.flush().await;
         if count() > 0 {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        tracing.flush().await;
     }
     false
 }
 
 #[tokio::test]
 async fn secure_collectors_are_reached_over_verified_tls() {
-    let trusted = || test_support::roots_of(test_support::COLLECTOR_CA);
+    let trusted = || test_support::roots_of(test_support::TEST_CA);
     let (https, received_https) = https_collector().await;
     let (grpcs, received_grpcs) = grpcs_collector().await;
 
@@ -339,33 +346,13 @@ async fn collectors_with_untrusted_certificates_get_nothing() {
     let (https, received) = https_collector().await;
     let zipkin = spec("1", Some(format!("https://{https}/api/v2/spans")), None);
     let tracing = Tracing::start_trusting("myapp", Some(&zipkin), &untrusted).unwrap();
-    let address = traced_api(tracing.clone()).await;
-    let response = http_call(
-        address,
-        "POST",
-        "/v1.0/invoke/target/method/orders",
-        &[],
-        "",
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    tracing.flush().await;
+    export_one_call(&tracing).await;
     assert!(received.zipkin().is_empty());
 
     let (grpcs, received) = grpcs_collector().await;
     let otel = spec("1", None, Some(("grpc", format!("https://{grpcs}"))));
     let tracing = Tracing::start_trusting("myapp", Some(&otel), &untrusted).unwrap();
-    let address = traced_api(tracing.clone()).await;
-    let response = http_call(
-        address,
-        "POST",
-        "/v1.0/invoke/target/method/orders",
-        &[],
-        "",
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    tracing.flush().await;
+    export_one_call(&tracing).await;
     assert!(received.otlp().is_empty());
     tracing.shutdown().await;
 }
