@@ -14,6 +14,7 @@ pub mod options;
 pub mod outbound_tls;
 pub mod resources;
 pub mod runtime;
+pub mod secrets;
 
 mod api;
 mod listeners;
@@ -62,6 +63,9 @@ pub enum RuntimeError {
     /// Metrics or tracing could not be set up (e.g. an invalid exporter setting).
     #[error("failed to initialize observability: {0}")]
     Observability(String),
+    /// The configuration's secret scopes are invalid.
+    #[error("error loading configuration: {0}")]
+    SecretScopes(#[from] secrets::ScopesError),
     /// A server stopped with an I/O error.
     #[error("{server} server failed: {source}")]
     Serve {
@@ -116,6 +120,9 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         .configuration
         .as_ref()
         .map(|configuration| &configuration.spec);
+    let secret_scopes = secrets::SecretScopes::from_spec(
+        configuration_spec.and_then(|spec| spec.secrets.as_ref()),
+    )?;
     let metrics_registry = MetricsRegistry::new();
     let metrics = if config.metrics_address.is_some() {
         let spec = configuration_spec
@@ -200,6 +207,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         shutdown: shutdown.clone(),
         invoker,
         components,
+        secret_scopes,
         metrics,
         tracing: tracing_pipeline,
         api_logging,

@@ -12,6 +12,7 @@ use crate::metadata::MetadataStore;
 use crate::observability::api_log::HttpApiLogSettings;
 use crate::observability::metrics::SidecarMetrics;
 use crate::observability::trace::Tracing;
+use crate::secrets::SecretScopes;
 
 /// Everything the API edges share, behind one `Arc`.
 pub struct Runtime {
@@ -29,6 +30,8 @@ pub struct Runtime {
     pub invoker: Arc<Invoker>,
     /// The started components (state stores, secret stores, ...).
     pub components: Arc<Components>,
+    /// Which secrets the app may read from each secret store.
+    pub secret_scopes: SecretScopes,
     /// Upstream's metric families.
     pub metrics: SidecarMetrics,
     /// Span creation and export.

@@ -5,6 +5,7 @@
 pub mod invoke;
 mod message_limit;
 pub mod proxy;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -47,6 +48,20 @@ impl Dapr for DaprApi {
         let request = request.into_inner();
         self.runtime.metadata.set(&request.key, request.value);
         Ok(Response::new(()))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<runtime::GetSecretRequest>,
+    ) -> Result<Response<runtime::GetSecretResponse>, Status> {
+        secrets::get_secret(&self.runtime, request).await
+    }
+
+    async fn get_bulk_secret(
+        &self,
+        request: Request<runtime::GetBulkSecretRequest>,
+    ) -> Result<Response<runtime::GetBulkSecretResponse>, Status> {
+        secrets::get_bulk_secret(&self.runtime, request).await
     }
 
     async fn shutdown(

@@ -4,6 +4,7 @@
 mod healthz;
 pub mod invoke;
 mod metadata;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata", get(metadata::get_metadata))
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
+        .merge(secrets::router())
         // As upstream, a known path with another verb is tried as an invocation
         // (`dapr-app-id` header form).
         .method_not_allowed_fallback(
