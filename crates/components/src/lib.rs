@@ -3,12 +3,14 @@
 //! data keep working.
 //!
 //! Modules: [`nameresolution`] (how sidecars find each other), [`state`] (state stores),
-//! [`secretstores`] (secret stores) and [`metadata`], upstream's rules for reading
-//! component settings. The other building blocks (pub/sub, bindings, configuration, lock,
+//! [`secretstores`] (secret stores), [`metadata`] and [`version`] (upstream's rules for
+//! reading component settings and matching versions) and [`sqlite`] (the SQLite
+//! connection rules both SQLite components share). The other building blocks (pub/sub, bindings, configuration, lock,
 //! crypto, HTTP middleware) get their modules here as they are built.
 
 pub mod metadata;
 pub mod nameresolution;
 pub mod secretstores;
+pub mod sqlite;
 pub mod state;
 pub mod version;

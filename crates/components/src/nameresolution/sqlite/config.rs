@@ -1,10 +1,13 @@
-//! The `sqlite` resolver's settings: upstream's names, aliases, defaults and checks.
+//! The `sqlite` resolver's settings: upstream's names, aliases, defaults and checks. The
+//! settings all SQLite components share are read by [`crate::sqlite`]; this module adds
+//! the resolver's defaults, `updateInterval` and `cleanupInterval`.
 
 use std::time::Duration;
 
 use super::COMPONENT;
 use crate::metadata::Properties;
 use crate::nameresolution::ResolveError;
+use crate::sqlite::{NegativeDurations, SettingsProfile, SqliteSettings, duration_or_off};
 
 /// Default `timeout` for one database operation (lower than the SQLite state store's).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -19,23 +22,25 @@ pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(5);
 /// Default `cleanupInterval`: how often dead registrations are deleted.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// The resolver's defaults for the shared settings; any value starting with `-` switches
+/// `busyTimeout` or `cleanupInterval` off, and table-name errors say which table.
+const PROFILE: SettingsProfile = SettingsProfile {
+    timeout: DEFAULT_TIMEOUT,
+    busy_timeout: DEFAULT_BUSY_TIMEOUT,
+    table_name: DEFAULT_TABLE_NAME,
+    metadata_table_name: DEFAULT_METADATA_TABLE_NAME,
+    negative_durations: NegativeDurations::AnyAfterMinus,
+    say_which_table: true,
+};
+
 /// The `sqlite` resolver's settings, from `spec.nameResolution.configuration`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteConfig {
-    /// `connectionString` (alias `url`): a file path or `file:` URI, optionally with query
-    /// options (`mode`, `immutable`, `cache`, `_txlock`, `_pragma=name(value)`); `:memory:`
-    /// keeps the registry inside this process. Required.
-    pub connection_string: String,
-    /// `timeout` (alias `timeoutInSeconds`): limit for each database operation; at least 1s.
-    pub timeout: Duration,
-    /// `busyTimeout`: how long to wait for another process's lock; zero waits not at all.
-    pub busy_timeout: Duration,
-    /// `disableWAL`: use the rollback journal instead of WAL (for network file systems).
-    pub disable_wal: bool,
-    /// `tableName`: the registrations table.
-    pub table_name: String,
-    /// `metadataTableName`: the table holding the migration level and last cleanup time.
-    pub metadata_table_name: String,
+    /// The settings every SQLite component reads. Here `connectionString` may be
+    /// `:memory:`, which keeps the registry inside this process; `timeout` limits each
+    /// database operation; `tableName` is the registrations table; `busyTimeout` waits
+    /// for another process's lock.
+    pub common: SqliteSettings,
     /// `updateInterval`: registrations older than this are ignored; whole seconds, at
     /// least 1s more than `timeout`. Heartbeats run every `updateInterval - timeout`.
     pub update_interval: Duration,
@@ -48,12 +53,7 @@ impl SqliteConfig {
     /// Defaults for everything but the connection string.
     pub fn new(connection_string: impl Into<String>) -> Self {
         Self {
-            connection_string: connection_string.into(),
-            timeout: DEFAULT_TIMEOUT,
-            busy_timeout: DEFAULT_BUSY_TIMEOUT,
-            disable_wal: false,
-            table_name: DEFAULT_TABLE_NAME.to_owned(),
-            metadata_table_name: DEFAULT_METADATA_TABLE_NAME.to_owned(),
+            common: SqliteSettings::new(connection_string, &PROFILE),
             update_interval: DEFAULT_UPDATE_INTERVAL,
             cleanup_interval: Some(DEFAULT_CLEANUP_INTERVAL),
         }
@@ -63,84 +63,34 @@ impl SqliteConfig {
     pub fn from_json(configuration: &serde_json::Value) -> Result<Self, ResolveError> {
         let properties =
             Properties::from_json(configuration).map_err(|error| invalid(error.to_string()))?;
-        let metadata_error = |error: crate::metadata::MetadataError| invalid(error.to_string());
-
-        let mut config = Self::new(
-            properties
-                .text("connectionString", &["url"])
-                .unwrap_or_default(),
-        );
-        if let Some(timeout) = properties
-            .duration("timeout", &["timeoutInSeconds"])
-            .map_err(metadata_error)?
-        {
-            config.timeout = timeout;
-        }
-        if let Some(busy_timeout) = duration_or_off(&properties, "busyTimeout", &[])? {
-            config.busy_timeout = busy_timeout.unwrap_or(Duration::ZERO);
-        }
-        if let Some(disable_wal) = properties.bool("disableWAL", &[]).map_err(metadata_error)? {
-            config.disable_wal = disable_wal;
-        }
-        if let Some(table_name) = properties
-            .text("tableName", &[])
-            .filter(|name| !name.is_empty())
-        {
-            config.table_name = table_name.to_owned();
-        }
-        if let Some(table_name) = properties
-            .text("metadataTableName", &[])
-            .filter(|name| !name.is_empty())
-        {
-            config.metadata_table_name = table_name.to_owned();
-        }
-        if let Some(update_interval) = properties
-            .duration("updateInterval", &[])
-            .map_err(metadata_error)?
-        {
-            config.update_interval = update_interval;
-        }
-        if let Some(cleanup_interval) = duration_or_off(
-            &properties,
-            "cleanupInterval",
-            &["cleanupIntervalInSeconds"],
-        )? {
-            config.cleanup_interval = cleanup_interval;
-        }
+        let mut config = Self {
+            common: SqliteSettings::read(&properties, &PROFILE).map_err(invalid)?,
+            update_interval: properties
+                .duration("updateInterval", &[])
+                .map_err(|error| invalid(error.to_string()))?
+                .unwrap_or(DEFAULT_UPDATE_INTERVAL),
+            cleanup_interval: duration_or_off(
+                &properties,
+                "cleanupInterval",
+                &["cleanupIntervalInSeconds"],
+                PROFILE.negative_durations,
+            )
+            .map_err(invalid)?
+            .unwrap_or(Some(DEFAULT_CLEANUP_INTERVAL)),
+        };
         config.validate()?;
         Ok(config)
     }
 
     /// Upstream's checks, with upstream's messages.
     pub fn validate(&mut self) -> Result<(), ResolveError> {
-        if self.connection_string.is_empty() {
-            return Err(invalid("missing connection string".to_owned()));
-        }
-        if self.timeout < Duration::from_secs(1) {
-            return Err(invalid(
-                "invalid value for 'timeout': must be greater than 1s".to_owned(),
-            ));
-        }
-        self.busy_timeout =
-            Duration::from_millis(u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX));
-        if !valid_identifier(&self.table_name) {
-            return Err(invalid(format!(
-                "invalid identifier for table name: {}",
-                self.table_name
-            )));
-        }
-        if !valid_identifier(&self.metadata_table_name) {
-            return Err(invalid(format!(
-                "invalid identifier for metadata table name: {}",
-                self.metadata_table_name
-            )));
-        }
+        self.common.validate(&PROFILE).map_err(invalid)?;
         if self.update_interval.subsec_nanos() != 0 {
             return Err(invalid(
                 "update interval must not contain fractions of seconds".to_owned(),
             ));
         }
-        if self.update_interval < self.timeout + Duration::from_secs(1) {
+        if self.update_interval < self.common.timeout + Duration::from_secs(1) {
             return Err(invalid(
                 "update interval must be at least 1s greater than timeout".to_owned(),
             ));
@@ -150,35 +100,8 @@ impl SqliteConfig {
 
     /// How often this instance renews its registration: `updateInterval - timeout`.
     pub fn heartbeat_interval(&self) -> Duration {
-        self.update_interval.saturating_sub(self.timeout)
+        self.update_interval.saturating_sub(self.common.timeout)
     }
-}
-
-/// A duration where zero or a negative value switches the feature off. `None` when unset,
-/// `Some(None)` when off.
-fn duration_or_off(
-    properties: &Properties,
-    name: &str,
-    aliases: &[&str],
-) -> Result<Option<Option<Duration>>, ResolveError> {
-    if properties
-        .text(name, aliases)
-        .is_some_and(|text| text.trim_start().starts_with('-'))
-    {
-        return Ok(Some(None));
-    }
-    let duration = properties
-        .duration(name, aliases)
-        .map_err(|error| invalid(error.to_string()))?;
-    Ok(duration.map(|duration| (!duration.is_zero()).then_some(duration)))
-}
-
-/// ASCII letters, digits and `_` only, as upstream allows for table names.
-fn valid_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
 fn invalid(reason: String) -> ResolveError {
@@ -197,15 +120,15 @@ mod tests {
     fn defaults_follow_upstream() {
         let config = SqliteConfig::from_json(&json!({"connectionString": "nr.db"})).unwrap();
         assert_eq!(config, SqliteConfig::new("nr.db"));
-        assert_eq!(config.timeout, Duration::from_secs(1));
-        assert_eq!(config.busy_timeout, Duration::from_millis(800));
+        assert_eq!(config.common.timeout, Duration::from_secs(1));
+        assert_eq!(config.common.busy_timeout, Duration::from_millis(800));
         assert_eq!(config.update_interval, Duration::from_secs(5));
         assert_eq!(config.cleanup_interval, Some(Duration::from_secs(3600)));
         assert_eq!(config.heartbeat_interval(), Duration::from_secs(4));
         assert_eq!(
             (
-                config.table_name.as_str(),
-                config.metadata_table_name.as_str()
+                config.common.table_name.as_str(),
+                config.common.metadata_table_name.as_str()
             ),
             ("hosts", "metadata")
         );
@@ -224,12 +147,12 @@ mod tests {
             "cleanupIntervalInSeconds": "30",
         }))
         .unwrap();
-        assert_eq!(config.connection_string, "file:x.db");
-        assert_eq!(config.timeout, Duration::from_secs(2));
-        assert_eq!(config.busy_timeout, Duration::from_millis(250));
-        assert!(config.disable_wal);
-        assert_eq!(config.table_name, "nr_hosts");
-        assert_eq!(config.metadata_table_name, "nr_meta");
+        assert_eq!(config.common.connection_string, "file:x.db");
+        assert_eq!(config.common.timeout, Duration::from_secs(2));
+        assert_eq!(config.common.busy_timeout, Duration::from_millis(250));
+        assert!(config.common.disable_wal);
+        assert_eq!(config.common.table_name, "nr_hosts");
+        assert_eq!(config.common.metadata_table_name, "nr_meta");
         assert_eq!(config.update_interval, Duration::from_secs(10));
         assert_eq!(config.cleanup_interval, Some(Duration::from_secs(30)));
     }
@@ -246,7 +169,7 @@ mod tests {
         let config =
             SqliteConfig::from_json(&json!({"connectionString": "a.db", "busyTimeout": "-1s"}))
                 .unwrap();
-        assert_eq!(config.busy_timeout, Duration::ZERO);
+        assert_eq!(config.common.busy_timeout, Duration::ZERO);
     }
 
     #[test]

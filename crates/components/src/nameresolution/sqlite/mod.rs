@@ -26,10 +26,11 @@ pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_METADATA_TABLE_NAME,
     DEFAULT_TABLE_NAME, DEFAULT_TIMEOUT, DEFAULT_UPDATE_INTERVAL, SqliteConfig,
 };
-use connection::{ConnectionTarget, Database, DatabaseError};
+use connection::{Database, DatabaseError};
 use schema::Statements;
 
 use super::{Instance, NameResolver, ResolveError, ResolveRequest};
+use crate::sqlite::connection::ConnectionTarget;
 
 /// The component name in `spec.nameResolution.component`.
 pub const COMPONENT: &str = "sqlite";
@@ -73,12 +74,14 @@ impl SqliteResolver {
     pub async fn start(mut config: SqliteConfig, instance: Instance) -> Result<Self, ResolveError> {
         config.validate()?;
         instance.check_registrable(COMPONENT)?;
-        let target = ConnectionTarget::parse(&config.connection_string).map_err(|reason| {
-            ResolveError::InvalidConfiguration {
-                component: COMPONENT,
-                reason,
-            }
-        })?;
+        let connection_string = &config.common.connection_string;
+        let target =
+            ConnectionTarget::parse(connection_string, connection::RULES).map_err(|reason| {
+                ResolveError::InvalidConfiguration {
+                    component: COMPONENT,
+                    reason,
+                }
+            })?;
         if target.in_memory {
             tracing::warn!(
                 "Configuring name resolution with an in-memory SQLite database. Service invocation across different apps will not work."
@@ -86,16 +89,24 @@ impl SqliteResolver {
         } else {
             tracing::info!(path = %target.path(), "Configuring SQLite name resolution");
         }
-        let writer = Database::open(target.clone(), config.busy_timeout, config.disable_wal)
-            .await
-            .map_err(|error| backend("failed to create connection", error))?;
-        let reader = Database::open(target, config.busy_timeout, config.disable_wal)
-            .await
-            .map_err(|error| backend("failed to create connection", error))?;
+        let writer = Database::open(
+            target.clone(),
+            config.common.busy_timeout,
+            config.common.disable_wal,
+        )
+        .await
+        .map_err(|error| backend("failed to create connection", error))?;
+        let reader = Database::open(
+            target,
+            config.common.busy_timeout,
+            config.common.disable_wal,
+        )
+        .await
+        .map_err(|error| backend("failed to create connection", error))?;
 
         let statements = Statements::new(
-            &config.table_name,
-            &config.metadata_table_name,
+            &config.common.table_name,
+            &config.common.metadata_table_name,
             config.update_interval.as_secs(),
         );
         let migration = statements.clone();
@@ -155,7 +166,7 @@ impl NameResolver for SqliteResolver {
         let app_id = request.app_id.clone();
         let address = self
             .reader
-            .run(self.registry.config.timeout, move |connection| {
+            .run(self.registry.config.common.timeout, move |connection| {
                 Ok(connection
                     .query_row(&query, [&app_id], |row| row.get::<_, String>(0))
                     .optional()?)
@@ -208,7 +219,7 @@ impl Registry {
             self.namespace.clone(),
         ];
         self.writer
-            .run(self.config.timeout, move |connection| {
+            .run(self.config.common.timeout, move |connection| {
                 connection.execute(&statement, values)?;
                 Ok(())
             })
@@ -218,7 +229,7 @@ impl Registry {
     /// Refreshes `last_update`, retrying database errors until `timeout`. Returns whether
     /// the row still existed.
     async fn renew(&self) -> Result<bool, DatabaseError> {
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = Instant::now() + self.config.common.timeout;
         loop {
             let statement = self.statements.renew.clone();
             let values = [self.registration_id.clone(), self.address.clone()];
@@ -245,7 +256,7 @@ impl Registry {
         let statement = self.statements.deregister.clone();
         let values = [self.registration_id.clone(), self.address.clone()];
         self.writer
-            .run(self.config.timeout, move |connection| {
+            .run(self.config.common.timeout, move |connection| {
                 Ok(connection.execute(&statement, values)?)
             })
             .await

@@ -34,7 +34,7 @@ fn request(app_id: &str) -> ResolveRequest {
 fn fast_config(path: &Path) -> SqliteConfig {
     let mut config = SqliteConfig::new(path.to_str().unwrap());
     config.update_interval = Duration::from_secs(2);
-    config.timeout = Duration::from_secs(1);
+    config.common.timeout = Duration::from_secs(1);
     config
 }
 
@@ -108,7 +108,7 @@ async fn heartbeats_keep_a_registration_alive_past_the_update_interval() {
     let directory = tempfile::tempdir().unwrap();
     let mut config = fast_config(&directory.path().join("nr.db"));
     // Two seconds of slack between a heartbeat and expiry, for busy machines.
-    config.timeout = Duration::from_secs(2);
+    config.common.timeout = Duration::from_secs(2);
     config.update_interval = Duration::from_secs(4);
     let orders = start(&config, "orders", 50010).await;
     let payments = start(&config, "payments", 50020).await;

@@ -25,7 +25,7 @@ pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_METADATA_TABLE_NAME, DEFAULT_TABLE_NAME, DEFAULT_TIMEOUT,
     SqliteConfig,
 };
-use connection::{ConnectionTarget, Database, TxLock};
+use connection::Database;
 use schema::{Removal, Statements, StoredValue, Write};
 
 use super::{
@@ -34,6 +34,7 @@ use super::{
     format_expire_time,
 };
 use crate::metadata::Properties;
+use crate::sqlite::connection::{ConnectionTarget, TxLock};
 
 /// The component type in resources.
 pub const COMPONENT: &str = "state.sqlite";
@@ -57,7 +58,7 @@ impl SqliteStateStore {
     /// the periodic cleanup when `cleanupInterval` is set.
     pub async fn open(properties: &Properties) -> Result<Self, StateError> {
         let config = SqliteConfig::from_properties(properties)?;
-        let target = ConnectionTarget::parse(&config.connection_string)
+        let target = ConnectionTarget::parse(&config.common.connection_string, connection::RULES)
             .map_err(StateError::InvalidMetadata)?;
         if target.in_memory {
             tracing::debug!("Opening an in-memory SQLite state store");
@@ -65,10 +66,15 @@ impl SqliteStateStore {
             tracing::debug!(path = %target.path(), "Opening the SQLite state store");
         }
         let txlock = target.txlock;
-        let database = Database::open(target, config.busy_timeout, config.disable_wal).await?;
+        let database = Database::open(
+            target,
+            config.common.busy_timeout,
+            config.common.disable_wal,
+        )
+        .await?;
         let statements = Arc::new(Statements::new(
-            &config.table_name,
-            &config.metadata_table_name,
+            &config.common.table_name,
+            &config.common.metadata_table_name,
         ));
         let migration = Arc::clone(&statements);
         database
@@ -85,7 +91,7 @@ impl SqliteStateStore {
         Ok(Self {
             database,
             statements,
-            timeout: config.timeout,
+            timeout: config.common.timeout,
             txlock,
             cleanup: Mutex::new(cleanup),
         })
