@@ -15,6 +15,7 @@ pub mod outbound_tls;
 pub mod resources;
 pub mod runtime;
 pub mod secrets;
+pub mod state;
 
 mod api;
 mod listeners;

@@ -6,6 +6,7 @@ pub mod invoke;
 mod message_limit;
 pub mod proxy;
 mod secrets;
+mod state;
 
 use std::sync::Arc;
 
@@ -48,6 +49,55 @@ impl Dapr for DaprApi {
         let request = request.into_inner();
         self.runtime.metadata.set(&request.key, request.value);
         Ok(Response::new(()))
+    }
+
+    async fn get_state(
+        &self,
+        request: Request<runtime::GetStateRequest>,
+    ) -> Result<Response<runtime::GetStateResponse>, Status> {
+        state::get_state(&self.runtime, request).await
+    }
+
+    async fn get_bulk_state(
+        &self,
+        request: Request<runtime::GetBulkStateRequest>,
+    ) -> Result<Response<runtime::GetBulkStateResponse>, Status> {
+        state::get_bulk_state(&self.runtime, request).await
+    }
+
+    async fn save_state(
+        &self,
+        request: Request<runtime::SaveStateRequest>,
+    ) -> Result<Response<()>, Status> {
+        state::save_state(&self.runtime, request).await
+    }
+
+    async fn query_state_alpha1(
+        &self,
+        request: Request<runtime::QueryStateRequest>,
+    ) -> Result<Response<runtime::QueryStateResponse>, Status> {
+        state::query_state(&self.runtime, request).await
+    }
+
+    async fn delete_state(
+        &self,
+        request: Request<runtime::DeleteStateRequest>,
+    ) -> Result<Response<()>, Status> {
+        state::delete_state(&self.runtime, request).await
+    }
+
+    async fn delete_bulk_state(
+        &self,
+        request: Request<runtime::DeleteBulkStateRequest>,
+    ) -> Result<Response<()>, Status> {
+        state::delete_bulk_state(&self.runtime, request).await
+    }
+
+    async fn execute_state_transaction(
+        &self,
+        request: Request<runtime::ExecuteStateTransactionRequest>,
+    ) -> Result<Response<()>, Status> {
+        state::execute_state_transaction(&self.runtime, request).await
     }
 
     async fn get_secret(

@@ -5,6 +5,7 @@ mod healthz;
 pub mod invoke;
 mod metadata;
 mod secrets;
+mod state;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
         .merge(secrets::router())
+        .merge(state::router())
         // As upstream, a known path with another verb is tried as an invocation
         // (`dapr-app-id` header form).
         .method_not_allowed_fallback(
