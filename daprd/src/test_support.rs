@@ -1,5 +1,5 @@
 //! Helpers shared by the in-process tests: TLS servers with the certificates in
-//! `testdata/`.
+//! `testdata/`, and a sidecar serving its public APIs over a given component set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,4 +75,88 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
     }
+}
+
+/// Serves `router` on a fresh loopback port (with the peer address in the extensions).
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    address
+}
+
+/// A sidecar for app `myapp` serving only its public APIs.
+pub struct PublicApis {
+    /// The shared runtime.
+    pub runtime: Arc<crate::runtime::Runtime>,
+    /// The HTTP API's address.
+    pub http: SocketAddr,
+    /// A client of the gRPC API.
+    pub grpc: dapr_proto::runtime::dapr_client::DaprClient<tonic::transport::Channel>,
+}
+
+/// Serves the public APIs of a sidecar configured by `config`, over the components
+/// `set`, with secret `scopes`, recording in `metrics`.
+pub async fn serve_public_apis(
+    config: crate::config::RuntimeConfig,
+    set: crate::components::ComponentSet,
+    scopes: crate::secrets::SecretScopes,
+    metrics: crate::observability::metrics::SidecarMetrics,
+) -> PublicApis {
+    let components = Arc::new(crate::components::Components::new(set));
+    let metadata = crate::metadata::MetadataStore::new(
+        &config,
+        &dapr_resources::loader::LoadedResources::default(),
+        Vec::new(),
+        components.clone(),
+    );
+    let invoker = Arc::new(crate::invoke::Invoker::new(
+        crate::invoke::InvokerConfig::new(
+            &config.app_id,
+            &config.namespace,
+            config.internal_grpc_port,
+        ),
+        None,
+        None,
+    ));
+    let runtime = Arc::new(crate::runtime::Runtime {
+        config,
+        health: dapr_kit::healthz::Health::new(),
+        outbound_health: dapr_kit::healthz::Health::new(),
+        metadata,
+        shutdown: dapr_kit::shutdown::Shutdown::new(),
+        invoker,
+        components,
+        secret_scopes: scopes,
+        metrics,
+        tracing: crate::observability::trace::Tracing::disabled(),
+        api_logging: None,
+    });
+    let http = serve(crate::api::http::router(runtime.clone())).await;
+    let grpc_address = serve(crate::api::grpc::router(runtime.clone())).await;
+    let grpc =
+        dapr_proto::runtime::dapr_client::DaprClient::connect(format!("http://{grpc_address}"))
+            .await
+            .unwrap();
+    PublicApis {
+        runtime,
+        http,
+        grpc,
+    }
+}
+
+/// The start-up configuration of app `myapp`, with upstream's defaults.
+pub fn default_config() -> crate::config::RuntimeConfig {
+    use clap::Parser;
+    crate::config::RuntimeConfig::from_options(
+        &crate::options::Options::try_parse_from(["daprd", "--app-id", "myapp"]).unwrap(),
+    )
+    .unwrap()
 }

@@ -11,11 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use clap::Parser;
 use dapr_components::secretstores::{Feature, Secret, SecretError, SecretStore};
-use dapr_kit::healthz::Health;
 use dapr_kit::metrics::MetricsRegistry;
-use dapr_kit::shutdown::Shutdown;
 use dapr_proto::runtime::dapr_client::DaprClient;
 use dapr_proto::runtime::{GetBulkSecretRequest, GetSecretRequest};
 use dapr_resources::loader::{self, LoadedResources};
@@ -24,20 +21,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 use super::{ScopesError, SecretScopes};
-use crate::components::{
-    ComponentSet, Components, KeyPrefix, LoadContext, SecretStoreHandle, load,
-};
-use crate::config::{Mode, RuntimeConfig};
-use crate::invoke::{Invoker, InvokerConfig};
-use crate::metadata::MetadataStore;
+use crate::components::{ComponentSet, KeyPrefix, LoadContext, SecretStoreHandle, load};
+use crate::config::Mode;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
-use crate::observability::trace::Tracing;
-use crate::options::Options;
-use crate::runtime::Runtime;
+use crate::test_support::{self, PublicApis};
 
 /// Nested values, flattened into one secret per leaf (`db:user`, `list:0`, ...).
 const FLAT_FILE: &str =
@@ -127,57 +117,11 @@ struct Sidecar {
     registry: MetricsRegistry,
 }
 
-async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    address
-}
-
 async fn start(set: ComponentSet, scopes: SecretScopes, registry: MetricsRegistry) -> Sidecar {
     let metrics =
         SidecarMetrics::register(&registry, &MetricsSettings::new("myapp", "default")).unwrap();
-    let config = RuntimeConfig::from_options(
-        &Options::try_parse_from(["daprd", "--app-id", "myapp"]).unwrap(),
-    )
-    .unwrap();
-    let components = Arc::new(Components::new(set));
-    let metadata = MetadataStore::new(
-        &config,
-        &LoadedResources::default(),
-        Vec::new(),
-        components.clone(),
-    );
-    let invoker = Arc::new(Invoker::new(
-        InvokerConfig::new("myapp", "default", config.internal_grpc_port),
-        None,
-        None,
-    ));
-    let runtime = Arc::new(Runtime {
-        config,
-        health: Health::new(),
-        outbound_health: Health::new(),
-        metadata,
-        shutdown: Shutdown::new(),
-        invoker,
-        components,
-        secret_scopes: scopes,
-        metrics,
-        tracing: Tracing::disabled(),
-        api_logging: None,
-    });
-    let http = serve(crate::api::http::router(runtime.clone())).await;
-    let grpc_address = serve(crate::api::grpc::router(runtime)).await;
-    let grpc = DaprClient::connect(format!("http://{grpc_address}"))
-        .await
-        .unwrap();
+    let PublicApis { http, grpc, .. } =
+        test_support::serve_public_apis(test_support::default_config(), set, scopes, metrics).await;
     Sidecar {
         http,
         grpc,

@@ -11,13 +11,10 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use clap::Parser;
 use dapr_components::state::{
     EtagErrorKind, GetRequest, SetRequest, StateError, TTL_EXPIRE_TIME_METADATA_KEY,
 };
-use dapr_kit::healthz::Health;
 use dapr_kit::metrics::MetricsRegistry;
-use dapr_kit::shutdown::Shutdown;
 use dapr_proto::common::{Etag, StateItem, StateOptions, state_options};
 use dapr_proto::google::rpc;
 use dapr_proto::runtime::dapr_client::DaprClient;
@@ -26,26 +23,22 @@ use dapr_proto::runtime::{
     GetBulkStateRequest, GetStateRequest, QueryStateRequest, SaveStateRequest,
     TransactionalStateOperation,
 };
-use dapr_resources::loader::{self, LoadedResources};
+use dapr_resources::loader::{self};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use prost::Message;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 use super::{Protocol, errors};
-use crate::components::{Components, LoadContext, load};
-use crate::config::{Mode, RuntimeConfig};
-use crate::invoke::{Invoker, InvokerConfig};
-use crate::metadata::MetadataStore;
+use crate::components::{LoadContext, load};
+use crate::config::Mode;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
-use crate::observability::trace::Tracing;
-use crate::options::Options;
 use crate::runtime::Runtime;
 use crate::secrets::SecretScopes;
+use crate::test_support::{self, PublicApis};
 
 /// The two stores every behaviour is checked on.
 const STORES: [&str; 2] = ["memory", "sqlite"];
@@ -88,20 +81,6 @@ struct Sidecar {
     _dir: TempDir,
 }
 
-async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    address
-}
-
 /// Starts a sidecar for app `myapp` (namespace `default`) with `yaml`'s components.
 async fn start_with(yaml: impl FnOnce(&Path) -> String) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
@@ -114,42 +93,14 @@ async fn start_with(yaml: impl FnOnce(&Path) -> String) -> Sidecar {
         metrics: &metrics,
     };
     let set = load(&resources.components, context, None).await.unwrap();
-    let mut config = RuntimeConfig::from_options(
-        &Options::try_parse_from(["daprd", "--app-id", "myapp"]).unwrap(),
-    )
-    .unwrap();
+    let mut config = test_support::default_config();
     config.namespace = "default".to_owned();
     config.max_body_size = 64 << 10;
-    let components = Arc::new(Components::new(set));
-    let metadata = MetadataStore::new(
-        &config,
-        &LoadedResources::default(),
-        Vec::new(),
-        components.clone(),
-    );
-    let invoker = Arc::new(Invoker::new(
-        InvokerConfig::new("myapp", "default", config.internal_grpc_port),
-        None,
-        None,
-    ));
-    let runtime = Arc::new(Runtime {
-        config,
-        health: Health::new(),
-        outbound_health: Health::new(),
-        metadata,
-        shutdown: Shutdown::new(),
-        invoker,
-        components,
-        secret_scopes: SecretScopes::default(),
-        metrics,
-        tracing: Tracing::disabled(),
-        api_logging: None,
-    });
-    let http = serve(crate::api::http::router(runtime.clone())).await;
-    let grpc_address = serve(crate::api::grpc::router(runtime.clone())).await;
-    let grpc = DaprClient::connect(format!("http://{grpc_address}"))
-        .await
-        .unwrap();
+    let PublicApis {
+        runtime,
+        http,
+        grpc,
+    } = test_support::serve_public_apis(config, set, SecretScopes::default(), metrics).await;
     Sidecar {
         runtime,
         http,
