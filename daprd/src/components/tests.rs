@@ -246,3 +246,63 @@ async fn hot_reload_keeps_unchanged_stores_and_swaps_changed_ones() {
     assert!(components.snapshot().state_store("added").is_none());
     assert!(components.snapshot().state_store("kept").is_some());
 }
+
+#[tokio::test]
+async fn a_replaced_store_stays_open_until_calls_holding_it_finish() {
+    let redis = dapr_testkit::servers::Redis::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |db: u8| {
+        component(
+            "cache",
+            "state.redis",
+            "",
+            &format!(
+                "  - name: redisHost\n    value: \"{}\"\n  - name: redisDB\n    value: \"{db}\"\n",
+                redis.host()
+            ),
+        )
+    };
+    std::fs::write(dir.path().join("cache.yaml"), yaml(0)).unwrap();
+    let metrics = SidecarMetrics::disabled();
+    let resources = loader::load_dirs(&[dir.path()]).unwrap();
+    let components = Arc::new(Components::new(
+        load(&resources.components, context(&metrics), None)
+            .await
+            .unwrap(),
+    ));
+    let watch = Watch {
+        paths: vec![dir.path().to_path_buf()],
+        app_id: "myapp".into(),
+        components: components.clone(),
+        metrics: metrics.clone(),
+    };
+    // A call in flight holds the current set while the component is changed.
+    let in_flight = components.snapshot();
+    let old_store = in_flight.state_store("cache").unwrap().store.clone();
+    write_and_reload(dir.path(), "cache.yaml", &yaml(1), &watch).await;
+    assert!(!Arc::ptr_eq(
+        components.snapshot().state_store("cache").unwrap(),
+        in_flight.state_store("cache").unwrap()
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let request = || SetRequest {
+        key: "k".into(),
+        value: "v".into(),
+        ..SetRequest::default()
+    };
+    old_store
+        .set(request())
+        .await
+        .expect("the in-flight call's store is still open");
+
+    // Once the call is done, the replaced store is closed.
+    drop(in_flight);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while old_store.set(request()).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced store was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
