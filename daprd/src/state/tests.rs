@@ -955,7 +955,21 @@ async fn bad_http_input_is_refused_with_upstreams_errors() {
     sidecar
         .post("/v1.0/state/memory", &huge)
         .await
-        .error(StatusCode::BAD_REQUEST, "ERR_BODY_READ");
+        .error(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST");
+    sidecar.get("/v1.0/state/memory/big").await.no_content();
+
+    // Over gRPC, a message past the limit is ResourceExhausted, as grpc-go says it.
+    let status = sidecar
+        .grpc_save("memory", vec![item("big", &vec![b'x'; 70 << 10])])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("grpc: received message larger than max ("),
+        "{status:?}"
+    );
     sidecar.get("/v1.0/state/memory/big").await.no_content();
 }
 
@@ -1254,7 +1268,7 @@ fn store_failures_map_to_upstreams_statuses_per_edge() {
     }
     assert_eq!(
         errors::save_failed("s", &invalid, Protocol::Http).message,
-        "failed saving state in state store s: possible etag mismatch. error from state store: not a number"
+        "failed saving state in state store s: invalid etag value: not a number"
     );
     // Transactions are 500/Internal whatever failed.
     let failed = errors::transaction_failed(&mismatch, Protocol::Http);

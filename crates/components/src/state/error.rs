@@ -12,8 +12,9 @@ pub enum EtagErrorKind {
 /// A failed state operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
-    /// An ETag check failed (daprd answers 409 for a mismatch, 400 for an invalid ETag).
-    #[error("possible etag mismatch. error from state store: {message}")]
+    /// An ETag check failed (daprd answers 409 for a mismatch, 400 for an invalid ETag);
+    /// worded as upstream's `ETagError` for each kind.
+    #[error("{}", etag_text(*kind, message))]
     Etag {
         /// Mismatch or invalid.
         kind: EtagErrorKind,
@@ -32,6 +33,16 @@ pub enum StateError {
     /// The backing service failed or could not be reached.
     #[error("{0}")]
     Backend(String),
+}
+
+/// Upstream's text of an ETag error of `kind` carrying the store's `message`.
+fn etag_text(kind: EtagErrorKind, message: &str) -> String {
+    match kind {
+        EtagErrorKind::Mismatch => {
+            format!("possible etag mismatch. error from state store: {message}")
+        }
+        EtagErrorKind::Invalid => format!("invalid etag value: {message}"),
+    }
 }
 
 impl StateError {

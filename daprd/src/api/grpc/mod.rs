@@ -6,6 +6,7 @@ pub mod invoke;
 mod message_limit;
 pub mod proxy;
 mod secrets;
+mod size_status;
 mod state;
 
 use std::sync::Arc;
@@ -140,6 +141,7 @@ pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let router = tonic::service::Routes::new(dapr)
         .into_axum_router()
         .fallback_service(proxy.router())
+        .layer(axum::middleware::from_fn(size_status::grpc_go_size_status))
         .layer(axum::middleware::from_fn_with_state(
             token,
             middleware::require_api_token_grpc,

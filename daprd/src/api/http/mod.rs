@@ -67,13 +67,19 @@ pub fn router(runtime: ApiState) -> Router {
 pub(crate) async fn read_body(
     body: axum::body::Body,
 ) -> Result<axum::body::Bytes, crate::error::ApiError> {
+    read_whole(body).await.map_err(crate::error::ApiError::body_read)
+}
+
+/// Reads a whole request body; the error is upstream's text for why it could not be read
+/// (a body past `--max-body-size`, or the transport's reason).
+pub(crate) async fn read_whole(body: axum::body::Body) -> Result<axum::body::Bytes, String> {
     axum::body::to_bytes(body, usize::MAX).await.map_err(|err| {
         let oversize = std::error::Error::source(&err)
             .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
         if oversize {
-            crate::error::ApiError::body_read(middleware::BODY_TOO_LARGE)
+            middleware::BODY_TOO_LARGE.to_owned()
         } else {
-            crate::error::ApiError::body_read(err)
+            err.to_string()
         }
     })
 }

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ApiState, read_body};
+use super::{ApiState, read_whole};
 use crate::error::ApiError;
 use crate::state::encoding::{encode_value, write_data, write_string, write_string_map};
 use crate::state::{OperationKind, Protocol, StateApi, errors, options};
@@ -171,6 +171,19 @@ fn merged(
     metadata
 }
 
+/// Reads a JSON request body; a body that breaks off or outgrows `--max-body-size` is a
+/// malformed request, as upstream's JSON decoder reports its read error.
+async fn read_json_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    read_whole(body).await.map_err(|reason| {
+        ApiError::new(
+            "ERR_MALFORMED_REQUEST",
+            reason,
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+        )
+    })
+}
+
 /// Decodes the first JSON value of a body (an empty body is Go's `EOF`).
 fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     match serde_json::Deserializer::from_slice(body)
@@ -244,7 +257,7 @@ async fn save(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = StateApi::new(&runtime, Protocol::Http).store(&path.store)?;
-    let body = read_body(body).await?;
+    let body = read_json_body(body).await?;
     let items = decode_first::<Option<Vec<ItemBody>>>(&body)
         .map_err(|reason| {
             ApiError::new(
@@ -370,7 +383,7 @@ async fn bulk_get(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = StateApi::new(&runtime, Protocol::Http).store(&path.store)?;
-    let body = read_body(body).await?;
+    let body = read_json_body(body).await?;
     let request = decode_first::<Option<BulkGetBody>>(&body)
         .map_err(ApiError::malformed_request)?
         .unwrap_or_default();
@@ -446,7 +459,7 @@ async fn transaction(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = StateApi::new(&runtime, Protocol::Http).transactional_store(&path.store)?;
-    let body = read_body(body).await?;
+    let body = read_json_body(body).await?;
     let request = decode_first::<Option<TransactionBody>>(&body)
         .map_err(ApiError::malformed_request)?
         .unwrap_or_default();
@@ -503,7 +516,7 @@ async fn query(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body).await?;
+    let body = read_json_body(body).await?;
     let store = StateApi::new(&runtime, Protocol::Http).query_store(&path.store)?;
     let response = store
         .query(&body, request_metadata(&query_parameters(&uri)))
