@@ -190,11 +190,40 @@ impl ConnectionTarget {
         } else {
             "WAL"
         };
-        run_pragma(&connection, &format!("journal_mode = {journal_mode}"))?;
+        // Switching a fresh file to WAL while another process does the same can report
+        // SQLITE_BUSY without waiting on the busy handler; wait for it here instead.
+        run_pragma_patiently(
+            &connection,
+            &format!("journal_mode = {journal_mode}"),
+            busy_timeout,
+        )?;
         for pragma in &self.pragmas {
             run_pragma(&connection, pragma)?;
         }
         Ok(connection)
+    }
+}
+
+/// Runs a pragma like [`run_pragma`], trying again while the database is busy or
+/// locked, for at most `patience`.
+fn run_pragma_patiently(
+    connection: &Connection,
+    pragma: &str,
+    patience: Duration,
+) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match run_pragma(connection, pragma) {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            outcome => return outcome,
+        }
     }
 }
 

@@ -508,3 +508,20 @@ async fn bad_settings_and_requests_are_refused() {
     assert!(matches!(error, StateError::Etag { .. }), "{error}");
     assert!(get(&store, "app||missing").await.is_missing());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_stores_opening_one_new_file_at_once_all_start() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let openings = (0..8).map(|_| {
+            let settings = json!({"connectionString": path.to_str().unwrap()});
+            tokio::spawn(async move {
+                SqliteStateStore::open(&Properties::from_json(&settings).unwrap()).await
+            })
+        });
+        for opening in futures::future::join_all(openings).await {
+            opening.unwrap().unwrap();
+        }
+    }
+}
