@@ -10,6 +10,7 @@
 
 pub mod metadata;
 pub mod nameresolution;
+pub mod pubsub;
 pub mod secretstores;
 pub mod sqlite;
 pub mod state;

@@ -3,6 +3,10 @@
 //! `initdb` and `postgres` refuse to run as root, so when the tests run as root both are run
 //! as the `postgres` system user through `setpriv` (which execs, so the guarded pid is the
 //! postmaster itself), and the temp dir is handed to that user first.
+//!
+//! [`Postgres::start_with_tls`] starts a server that accepts TCP clients only over TLS
+//! (a `hostssl` line and no `host` line in its `pg_hba.conf`), optionally requiring a
+//! client certificate.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -25,6 +29,17 @@ const SYSTEM_USER: &str = "postgres";
 /// Bound on `initdb`.
 const INITDB_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The certificates of a TLS server.
+#[derive(Debug, Clone, Copy)]
+struct ServerTls<'a> {
+    /// The server's certificate chain (PEM), leaf first.
+    cert_pem: &'a str,
+    /// The server's private key (PEM).
+    key_pem: &'a str,
+    /// A CA (PEM) that must have issued the clients' certificates.
+    client_ca_pem: Option<&'a str>,
+}
+
 /// A PostgreSQL server on 127.0.0.1 with trust authentication, stopped when dropped.
 #[derive(Debug)]
 pub struct Postgres {
@@ -36,10 +51,27 @@ impl Postgres {
     /// Initialises a cluster in a temp dir, starts the server and returns once a startup
     /// packet reaches `ReadyForQuery`.
     pub async fn start() -> Result<Self> {
-        retry_port_races(Self::start_once).await
+        retry_port_races(|| Self::start_once(None)).await
     }
 
-    async fn start_once() -> Result<Self> {
+    /// Like [`Postgres::start`], but TCP clients must use TLS (plain TCP connections are
+    /// refused by `pg_hba.conf`); the server presents `cert_pem` (its chain, leaf first)
+    /// with the key `key_pem`. With `client_ca_pem`, clients must also present a
+    /// certificate issued by that CA, whatever its name (`clientcert=verify-ca`).
+    pub async fn start_with_tls(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: Option<&str>,
+    ) -> Result<Self> {
+        let tls = ServerTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem,
+        };
+        retry_port_races(|| Self::start_once(Some(tls))).await
+    }
+
+    async fn start_once(tls: Option<ServerTls<'_>>) -> Result<Self> {
         let initdb = programs::find_postgres("initdb")?;
         let postgres = programs::find_postgres("postgres")?;
         let run_as = RunAs::detect()?;
@@ -49,7 +81,7 @@ impl Postgres {
         run_initdb(&run_as, &initdb, &data, dir.path()).await?;
 
         let port = one_port()?;
-        let launch = run_as
+        let mut launch = run_as
             .launch("postgres", &postgres)
             .arg("-D")
             .arg(&data)
@@ -58,9 +90,17 @@ impl Postgres {
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"]);
+        if let Some(tls) = tls {
+            launch = launch.args(tls_settings(&run_as, dir.path(), &tls)?);
+        }
         let process = GuardedProcess::spawn(launch, dir)?;
-        wait_until_ready(&process, READY_TIMEOUT, || {
-            probe::postgres_startup(port, USER, DATABASE)
+        wait_until_ready(&process, READY_TIMEOUT, || async move {
+            match probe::postgres_startup(port, USER, DATABASE).await {
+                // A TLS-only server answers a plain startup packet by refusing it in
+                // pg_hba.conf's words, which it only does once it accepts connections.
+                Err(error) if tls.is_some() && error.contains("pg_hba.conf") => Ok(()),
+                other => other,
+            }
         })
         .await?;
         Ok(Self { port, process })
@@ -93,6 +133,39 @@ impl Postgres {
     pub fn process(&self) -> &GuardedProcess {
         &self.process
     }
+}
+
+/// Writes the certificate files and a TLS-only `pg_hba.conf` into `dir`, owned by the
+/// server's user (the server refuses a key readable by others), and returns the `-c`
+/// arguments that use them.
+fn tls_settings(run_as: &RunAs, dir: &Path, tls: &ServerTls<'_>) -> Result<Vec<OsString>> {
+    let client_auth = if tls.client_ca_pem.is_some() {
+        "trust clientcert=verify-ca"
+    } else {
+        "trust"
+    };
+    let hba = format!("local all all trust\nhostssl all all 127.0.0.1/32 {client_auth}\n");
+    let mut files = vec![
+        ("server.crt", tls.cert_pem, "ssl_cert_file"),
+        ("server.key", tls.key_pem, "ssl_key_file"),
+        ("pg_hba_tls.conf", hba.as_str(), "hba_file"),
+    ];
+    if let Some(ca) = tls.client_ca_pem {
+        files.push(("client_ca.crt", ca, "ssl_ca_file"));
+    }
+    let mut args: Vec<OsString> = vec!["-c".into(), "ssl=on".into()];
+    for (name, contents, setting) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, contents)
+            .map_err(|err| TestkitError::io(format!("writing {}", path.display()), err))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|err| TestkitError::io(format!("chmod {}", path.display()), err))?;
+        run_as.hand_over(&path)?;
+        let mut arg = OsString::from(format!("{setting}="));
+        arg.push(path.as_os_str());
+        args.extend(["-c".into(), arg]);
+    }
+    Ok(args)
 }
 
 /// Whether the server programs must be run as the `postgres` system user.

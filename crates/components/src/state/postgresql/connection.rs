@@ -1,27 +1,32 @@
 //! Turns upstream's connection settings into a `tokio-postgres` configuration: the
 //! `connectionString` (libpq `key=value` text or a `postgres://` URL), the separate
 //! `host`/`hostaddr`/`port`/`database`/`user`/`password`/`sslRootCert` settings that
-//! override it, the `PG*` environment defaults, and the pgx pool keys upstream accepts
-//! inside the string (`pool_max_conns`, `pool_max_conn_idle_time`).
+//! override it, the `PG*` environment defaults, pgx's default TLS files
+//! under `~/.postgresql`, and the pgx pool keys upstream accepts inside the string
+//! (`pool_max_conns`, `pool_max_conn_idle_time`).
 //!
 //! Keys the driver does not know become server run-time parameters (`search_path=...`),
-//! as pgx does. TLS is not available: `sslmode` `require`, `verify-ca` and `verify-full`
-//! are refused with a clear error, and `prefer`/`allow` (pgx's default is `prefer`)
-//! connect without TLS.
+//! as pgx does. The TLS keys (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslsni`)
+//! are handed to module `tls`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::Config;
-use tokio_postgres::config::{ChannelBinding, SslMode, TargetSessionAttrs};
+use tokio_postgres::config::{ChannelBinding, Host, SslMode, TargetSessionAttrs};
 
 use crate::metadata::Properties;
+
+use super::tls::{self, Tls, TlsSettings};
 
 /// The driver configuration plus the pool settings found in the connection string.
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
     /// Where and how to connect.
     pub config: Config,
+    /// Whether and how to use TLS.
+    pub tls: Tls,
     /// `pool_max_conns` from the connection string.
     pub max_conns: Option<usize>,
     /// `pool_max_conn_idle_time` from the connection string.
@@ -42,13 +47,17 @@ const OVERRIDES: [(&str, &str); 7] = [
 ];
 
 /// Environment variables libpq and pgx read for settings the string leaves out.
-const ENVIRONMENT: [(&str, &str); 6] = [
+const ENVIRONMENT: [(&str, &str); 10] = [
     ("PGHOST", "host"),
     ("PGPORT", "port"),
     ("PGDATABASE", "dbname"),
     ("PGUSER", "user"),
     ("PGPASSWORD", "password"),
     ("PGSSLMODE", "sslmode"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGSSLSNI", "sslsni"),
 ];
 
 /// Reads the connection settings of a component.
@@ -81,6 +90,9 @@ pub(crate) fn from_properties(properties: &Properties) -> Result<Connection, Str
             pairs.push((key.to_owned(), value));
         }
     }
+    if let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        add_home_tls_files(&mut pairs, &Path::new(&home).join(".postgresql"));
+    }
     if !has(&pairs, "host") && !has(&pairs, "hostaddr") {
         pairs.push(("host".into(), "localhost".into()));
     }
@@ -96,15 +108,34 @@ fn has(pairs: &[(String, String)], key: &str) -> bool {
     pairs.iter().any(|(existing, _)| existing == key)
 }
 
+/// pgx's defaults for the TLS files: `root.crt` as `sslrootcert`, and `postgresql.crt`
+/// with `postgresql.key` as `sslcert` and `sslkey` when both exist; settings already
+/// given win.
+fn add_home_tls_files(pairs: &mut Vec<(String, String)>, dir: &Path) {
+    let mut defaults = vec![("sslrootcert", dir.join("root.crt"))];
+    let (cert, key) = (dir.join("postgresql.crt"), dir.join("postgresql.key"));
+    if cert.is_file() && key.is_file() {
+        defaults.extend([("sslcert", cert), ("sslkey", key)]);
+    }
+    for (name, path) in defaults {
+        if !has(pairs, name)
+            && path.is_file()
+            && let Some(path) = path.to_str()
+        {
+            pairs.push((name.to_owned(), path.to_owned()));
+        }
+    }
+}
+
 fn build(pairs: Vec<(String, String)>) -> Result<Connection, String> {
-    let mut config = Config::new();
-    config.ssl_mode(SslMode::Disable);
     let mut connection = Connection {
-        config,
+        config: Config::new(),
+        tls: Tls::plain(),
         max_conns: None,
         max_idle_time: None,
         exec_mode: None,
     };
+    let mut tls_settings = TlsSettings::default();
     let mut runtime_parameters = String::new();
     let mut options = None;
     for (key, value) in pairs {
@@ -171,20 +202,25 @@ fn build(pairs: Vec<(String, String)>) -> Result<Connection, String> {
                 };
                 config.target_session_attrs(attrs);
             }
-            "sslmode" => match value.as_str() {
-                "disable" | "allow" | "prefer" => {}
-                "require" | "verify-ca" | "verify-full" => {
-                    return Err(format!(
-                        "sslmode '{value}' is not supported: this build connects to PostgreSQL without TLS (use sslmode=disable or a TLS-terminating proxy)"
-                    ));
-                }
-                _ => return Err(invalid("unknown sslmode")),
-            },
+            "sslmode" => {
+                tls_settings.mode = tls::SslMode::parse(&value).ok_or_else(|| {
+                    invalid(
+                        "unknown sslmode (use disable, allow, prefer, require, verify-ca or verify-full)",
+                    )
+                })?;
+            }
+            "sslrootcert" => tls_settings.root_cert = Some(value).filter(|path| !path.is_empty()),
+            "sslcert" => tls_settings.cert = Some(value).filter(|path| !path.is_empty()),
+            "sslkey" => tls_settings.key = Some(value).filter(|path| !path.is_empty()),
+            "sslsni" => tls_settings.sni = value != "0",
             "channel_binding" => {
-                if value == "require" {
-                    return Err(invalid("channel binding needs TLS, which is not supported"));
-                }
-                config.channel_binding(ChannelBinding::Disable);
+                let binding = match value.as_str() {
+                    "disable" => ChannelBinding::Disable,
+                    "prefer" => ChannelBinding::Prefer,
+                    "require" => ChannelBinding::Require,
+                    _ => return Err(invalid("use disable, prefer or require")),
+                };
+                config.channel_binding(binding);
             }
             "pool_max_conns" => {
                 let max: usize = value.parse().map_err(|_| invalid("not a whole number"))?;
@@ -196,13 +232,9 @@ fn build(pairs: Vec<(String, String)>) -> Result<Connection, String> {
                 connection.max_idle_time = Some(idle);
             }
             "default_query_exec_mode" => connection.exec_mode = Some(value),
-            // TLS files only matter with TLS, which `sslmode` above already rules out; the
-            // other pool keys tune pgx internals that this pool does not have.
-            "sslrootcert"
-            | "sslcert"
-            | "sslkey"
-            | "sslpassword"
-            | "sslsni"
+            // An encrypted `sslkey` is refused when it is read, so its password is never
+            // needed; the pool keys tune pgx internals that this pool does not have.
+            "sslpassword"
             | "passfile"
             | "pool_min_conns"
             | "pool_max_conn_lifetime"
@@ -228,7 +260,34 @@ fn build(pairs: Vec<(String, String)>) -> Result<Connection, String> {
     if !options.is_empty() {
         connection.config.options(options);
     }
+    connection.tls = tls_for(&mut connection.config, &tls_settings)?;
     Ok(connection)
+}
+
+/// The TLS plan for `config`'s hosts. A `hostaddr` without a `host` lends its address as
+/// the name TLS checks, and servers reached only over Unix sockets never use TLS (as in
+/// libpq and pgx).
+fn tls_for(config: &mut Config, settings: &TlsSettings) -> Result<Tls, String> {
+    if config.get_hosts().is_empty() {
+        let addresses: Vec<String> = config
+            .get_hostaddrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for address in addresses {
+            config.host(address);
+        }
+    }
+    // The mode of each attempt is set when connecting.
+    config.ssl_mode(SslMode::Disable);
+    if config
+        .get_hosts()
+        .iter()
+        .all(|host| !matches!(host, Host::Tcp(_)))
+    {
+        return Ok(Tls::plain());
+    }
+    Tls::new(settings)
 }
 
 /// Escapes a word of the `options` startup parameter (spaces and backslashes).
@@ -411,15 +470,93 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_and_empty_settings_are_refused() {
+    fn tls_modes_plan_their_attempts_and_bad_settings_are_refused() {
+        let attempts = |text: &str| {
+            let properties = Properties::from_json(&json!({"connectionString": text})).unwrap();
+            format!("{:?}", from_properties(&properties).unwrap().tls.attempts())
+        };
+        assert_eq!(attempts("host=a sslmode=disable"), "[Plain]");
+        assert_eq!(
+            attempts("host=a"),
+            "[Tls { mode: Prefer }, Plain]",
+            "prefer is the default"
+        );
+        assert_eq!(
+            attempts("host=a sslmode=allow"),
+            "[Plain, Tls { mode: Require }]"
+        );
+        assert_eq!(
+            attempts("host=a sslmode=require"),
+            "[Tls { mode: Require }]"
+        );
+        assert_eq!(
+            attempts("postgres://u@a/d?sslmode=require&sslsni=0"),
+            "[Tls { mode: Require }]"
+        );
+        // Unix sockets never use TLS, as in libpq.
+        assert_eq!(
+            attempts("host=/var/run/postgresql sslmode=require"),
+            "[Plain]"
+        );
+
         let error = |value: serde_json::Value| {
             from_properties(&Properties::from_json(&value).unwrap()).unwrap_err()
         };
         assert!(
-            error(json!({"connectionString": "host=a sslmode=require"}))
-                .contains("sslmode 'require' is not supported")
+            error(json!({"connectionString": "host=a sslmode=strict"})).contains("unknown sslmode")
+        );
+        assert!(
+            error(json!({"connectionString": "host=a sslmode=require sslkey=/k"}))
+                .contains(r#"both "sslcert" and "sslkey" are required"#)
+        );
+        assert!(
+            error(json!({"connectionString": "host=a sslmode=verify-ca", "sslRootCert": "/no/such/ca.pem"}))
+                .contains("cannot read sslrootcert \"/no/such/ca.pem\"")
+        );
+        assert!(
+            error(json!({"connectionString": "host=a channel_binding=maybe"}))
+                .contains("'channel_binding'")
         );
         assert!(error(json!({})).contains("missing connectionString"));
         assert!(error(json!({"connectionString": "host=a port=x"})).contains("'port'"));
+    }
+
+    #[test]
+    fn a_hostaddr_alone_names_the_tls_server() {
+        let properties = Properties::from_json(
+            &json!({"connectionString": "hostaddr=10.0.0.1 sslmode=verify-ca sslrootcert=system"}),
+        )
+        .unwrap();
+        let connection = from_properties(&properties).unwrap();
+        assert_eq!(
+            connection.config.get_hosts(),
+            &[Host::Tcp("10.0.0.1".into())]
+        );
+    }
+
+    #[test]
+    fn client_files_in_the_home_directory_are_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let mut pairs = Vec::new();
+        add_home_tls_files(&mut pairs, dir.path());
+        assert!(pairs.is_empty());
+
+        std::fs::write(dir.path().join("root.crt"), "").unwrap();
+        std::fs::write(dir.path().join("postgresql.crt"), "").unwrap();
+        add_home_tls_files(&mut pairs, dir.path());
+        assert_eq!(pairs, vec![("sslrootcert".to_owned(), path("root.crt"))]);
+
+        std::fs::write(dir.path().join("postgresql.key"), "").unwrap();
+        let mut pairs = vec![("sslcert".to_owned(), "/mine.crt".to_owned())];
+        add_home_tls_files(&mut pairs, dir.path());
+        assert_eq!(
+            pairs,
+            vec![
+                ("sslcert".to_owned(), "/mine.crt".to_owned()),
+                ("sslrootcert".to_owned(), path("root.crt")),
+                ("sslkey".to_owned(), path("postgresql.key")),
+            ]
+        );
     }
 }

@@ -119,6 +119,7 @@ impl Settings {
         Ok(Self {
             pool: PoolOptions {
                 config: connection.config,
+                tls: connection.tls,
                 max_conns,
                 max_idle_time,
                 exec_mode,

@@ -15,9 +15,12 @@
 //! `cleanup`), honour `ttlInSeconds` through an expiry column (reporting
 //! `ttlExpireTime` on reads) and run transactions as one SQL transaction.
 //!
-//! Not supported: TLS to the server (`sslmode=require` and stricter are refused; see
-//! module `connection`) and Azure AD / AWS IAM sign-in (refused with an invalid-metadata
-//! error), and upstream's `KEYS_LIKE` feature, which the [`StateStore`] contract lacks.
+//! Connections use TLS as libpq's `sslmode` and its `sslrootcert`, `sslcert` and `sslkey`
+//! files say (module `tls`; the default `prefer` tries TLS first).
+//!
+//! Not supported: Azure AD / AWS IAM sign-in (refused with an invalid-metadata error),
+//! encrypted client keys (`sslpassword`), and upstream's `KEYS_LIKE` feature, which the
+//! [`StateStore`] contract lacks.
 //!
 //! [`StateStore`]: crate::state::StateStore
 
@@ -29,11 +32,14 @@ mod migrations;
 mod pool;
 mod query;
 mod store;
+mod tls;
 mod v1;
 mod v2;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 pub use store::PostgresStateStore;
 

@@ -1,6 +1,7 @@
 //! A small connection pool over `tokio-postgres`: at most `max` connections, idle ones
-//! reused (and dropped after the configured idle time), and one way to run a statement
-//! whatever `queryExecMode` asks for.
+//! reused (and dropped after the configured idle time), new ones opened with or without
+//! TLS as module `tls` plans (trying the next attempt when one fails, as pgx does), and
+//! one way to run a statement whatever `queryExecMode` asks for.
 //!
 //! A leased connection goes back to the pool only when it is known to be in a clean
 //! state: no statement in flight (the caller's future was not dropped half-way) and no
@@ -13,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Config, NoTls, Row, Socket, Statement};
 
+use super::tls::{Attempt, Tls};
 use crate::state::StateError;
 
 /// How statements are sent (upstream's `queryExecMode`).
@@ -104,6 +108,8 @@ const STATEMENT_CACHE_LIMIT: usize = 128;
 pub(crate) struct PoolOptions {
     /// Where and how to connect.
     pub config: Config,
+    /// Whether and how to use TLS.
+    pub tls: Tls,
     /// Most connections open at once.
     pub max_conns: usize,
     /// Idle connections older than this are closed instead of reused.
@@ -183,23 +189,89 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Opens a connection, making the TLS plan's attempts in order until one succeeds or
+    /// the server refuses the credentials, the database or the privilege to connect
+    /// (which another attempt would not change).
     async fn connect(&self) -> Result<Conn, StateError> {
-        let (client, connection) = self.options.config.connect(NoTls).await.map_err(|error| {
-            StateError::Backend(format!(
-                "failed to connect to the database: {}",
-                describe(&error)
-            ))
-        })?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %describe(&error), "postgresql connection ended");
+        let attempts = self.options.tls.attempts();
+        let mut failures = Vec::new();
+        for attempt in attempts {
+            let error = match self.connect_once(attempt).await {
+                Ok(client) => {
+                    return Ok(Conn {
+                        client,
+                        statements: HashMap::new(),
+                    });
+                }
+                Err(error) => error,
+            };
+            tracing::debug!(%attempt, error = %describe(&error), "postgresql connection attempt failed");
+            let fatal = error.code().is_some_and(|code| {
+                [
+                    SqlState::INVALID_PASSWORD,
+                    SqlState::INVALID_CATALOG_NAME,
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                ]
+                .contains(code)
+            });
+            let mut failure = describe(&error);
+            if rejected_certificate(&error) {
+                failure.push_str(
+                    " (the server's certificate is not trusted: check sslrootcert, and the host name with sslmode=verify-full)",
+                );
             }
-        });
-        Ok(Conn {
-            client,
-            statements: HashMap::new(),
-        })
+            failures.push((attempt, failure));
+            if fatal {
+                break;
+            }
+        }
+        let reason = match failures.as_slice() {
+            [(_, only)] => only.clone(),
+            all => all
+                .iter()
+                .map(|(attempt, failure)| format!("{attempt}: {failure}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Err(StateError::Backend(format!(
+            "failed to connect to the database: {reason}"
+        )))
     }
+
+    async fn connect_once(&self, attempt: &Attempt) -> Result<Client, tokio_postgres::Error> {
+        match attempt {
+            Attempt::Tls { mode, connector } => {
+                let mut config = self.options.config.clone();
+                config.ssl_mode(*mode);
+                spawn_connection(&config, connector.clone()).await
+            }
+            Attempt::Plain => spawn_connection(&self.options.config, NoTls).await,
+        }
+    }
+}
+
+/// Whether the TLS handshake failed because the server's certificate was rejected.
+fn rejected_certificate(error: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::get_ref)
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+}
+
+/// Connects and drives the connection on its own task.
+async fn spawn_connection<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %describe(&error), "postgresql connection ended");
+        }
+    });
+    Ok(client)
 }
 
 /// A leased connection, returned to the pool when dropped (if it is clean).

@@ -907,8 +907,8 @@ async fn bad_settings_fail_to_open(server: &Postgres) {
         (json!({"queryExecMode": "turbo"}), "invalid queryExecMode"),
         (json!({"connectionString": ""}), "missing connectionString"),
         (
-            json!({"connectionString": format!("{} sslmode=verify-full", server.connection_string().replace("sslmode=disable", ""))}),
-            "is not supported",
+            json!({"connectionString": format!("{} sslmode=verify-all", server.connection_string().replace("sslmode=disable", ""))}),
+            "unknown sslmode",
         ),
     ] {
         let error = refused(extra.clone(), PostgresVersion::V1).await;

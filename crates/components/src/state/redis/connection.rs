@@ -1,14 +1,20 @@
-//! Connections to Redis for the state store: one multiplexed, self-reconnecting
-//! connection to a single server, to a Redis Cluster, or to the master that Sentinel names
-//! (found again after a failover). Every command runs under the configured read or write
-//! timeout and is retried after connection failures with the configured backoff, as
-//! upstream's go-redis client does.
+//! Connections to Redis for the state store: one multiplexed connection to a single
+//! server (`node`), to a Redis Cluster, or to the master that Sentinel names (found again
+//! after a failover).
+//!
+//! Commands retry as upstream's go-redis client does: after a connection failure, up to
+//! `redisMaxRetries` more attempts, each after a random wait between
+//! `redisMinRetryInterval` and `redisMaxRetryInterval`, each dialling a fresh connection
+//! once if the last one broke (so a refused connection fails at once). The whole call,
+//! retries included, is bounded by the read or write timeout, as upstream bounds it with
+//! a context deadline.
 
 use std::future::Future;
-use std::sync::RwLock;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -19,6 +25,7 @@ use redis::{
 };
 
 use super::metadata::{Address, RedisMetadata, Topology};
+use super::node::Node;
 
 /// Whether an operation reads or writes (it decides which timeout applies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +40,7 @@ pub(crate) enum Access {
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// A single server (node mode, or the current Sentinel master).
-    Node(ConnectionManager),
+    Node(MultiplexedConnection),
     /// A Redis Cluster.
     Cluster(ClusterConnection),
 }
@@ -66,23 +73,20 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// The master that Sentinel names, reconnected when it stops being the master.
+/// The master that Sentinel names, looked up again when it stops answering.
 struct Failover {
     sentinel: tokio::sync::Mutex<SentinelClient>,
-    current: RwLock<ConnectionManager>,
-    config: ConnectionManagerConfig,
+    current: RwLock<Arc<Node>>,
+    dial_timeout: Duration,
 }
 
 impl Failover {
-    async fn connect(
-        sentinel: &mut SentinelClient,
-        config: &ConnectionManagerConfig,
-    ) -> RedisResult<ConnectionManager> {
+    async fn connect(sentinel: &mut SentinelClient, dial_timeout: Duration) -> RedisResult<Node> {
         let client = sentinel.async_get_client().await?;
-        ConnectionManager::new_with_config(client, config.clone()).await
+        Ok(Node::new(client, dial_timeout))
     }
 
-    fn current(&self) -> ConnectionManager {
+    fn current(&self) -> Arc<Node> {
         match self.current.read() {
             Ok(current) => current.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -92,38 +96,62 @@ impl Failover {
     /// Asks Sentinel for the master again and switches to it.
     async fn refresh(&self) -> RedisResult<()> {
         let mut sentinel = self.sentinel.lock().await;
-        let connection = Self::connect(&mut sentinel, &self.config).await?;
+        let node = Arc::new(Self::connect(&mut sentinel, self.dial_timeout).await?);
         match self.current.write() {
-            Ok(mut current) => *current = connection,
-            Err(poisoned) => *poisoned.into_inner() = connection,
+            Ok(mut current) => *current = node,
+            Err(poisoned) => *poisoned.into_inner() = node,
         }
         Ok(())
     }
 }
 
 enum Target {
-    Node(ConnectionManager),
+    Node(Arc<Node>),
     Cluster(ClusterConnection),
     Sentinel(Box<Failover>),
 }
 
-/// Backoff between retries: doubling from `min`, capped at `max`.
+/// go-redis's retry policy: `retries` more attempts after a connection failure, the wait
+/// before retry `n` being `min` plus a random part of `min << n`, capped at `max`. Either
+/// bound turned off (`None`) turns the waits off, as in go-redis.
 #[derive(Debug, Clone, Copy)]
 struct Retry {
-    attempts: usize,
+    retries: usize,
     min: Option<Duration>,
     max: Option<Duration>,
 }
 
 impl Retry {
-    fn delay(&self, attempt: usize) -> Duration {
-        let Some(min) = self.min else {
+    /// The wait before retry `retry` (counted from 1), with `random` as the jitter source.
+    fn delay(&self, retry: usize, random: u64) -> Duration {
+        let (Some(min), Some(max)) = (self.min, self.max) else {
             return Duration::ZERO;
         };
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        let delay = min.saturating_mul(factor);
-        self.max.map_or(delay, |max| delay.min(max))
+        let window = u32::try_from(retry)
+            .ok()
+            .and_then(|shift| 1u32.checked_shl(shift))
+            .and_then(|factor| min.checked_mul(factor));
+        let Some(window) = window else {
+            return max;
+        };
+        let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX).max(1);
+        min.saturating_add(Duration::from_nanos(random % window))
+            .min(max)
     }
+
+    /// The effective backoff bounds (for the cluster client's own retries): none when
+    /// either is off, and the first wait never above the ceiling.
+    fn bounds(&self) -> (Duration, Duration) {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => (min.min(max), max),
+            _ => (Duration::ZERO, Duration::ZERO),
+        }
+    }
+}
+
+/// A random number for the backoff jitter (std's per-instance random hasher keys).
+fn jitter() -> u64 {
+    RandomState::new().hash_one(())
 }
 
 /// The store's connection to Redis.
@@ -135,10 +163,12 @@ pub(crate) struct Redis {
 }
 
 impl Redis {
-    /// Connects as the settings say; fails when no server answers.
+    /// Prepares the connection as the settings say. A single server (or the Sentinel
+    /// master) is dialled by the first command, so callers check reachability with a
+    /// `PING`; a cluster and Sentinel are asked for their topology here.
     pub(crate) async fn connect(metadata: &RedisMetadata) -> RedisResult<Self> {
         let retry = Retry {
-            attempts: metadata.max_retries,
+            retries: metadata.max_retries,
             min: metadata.min_retry_interval,
             max: metadata.max_retry_interval,
         };
@@ -146,20 +176,16 @@ impl Redis {
             Topology::Node => {
                 let address = metadata.addresses.first().ok_or_else(no_address)?;
                 let client = client(address, metadata)?;
-                Target::Node(
-                    ConnectionManager::new_with_config(client, manager_config(metadata, retry))
-                        .await?,
-                )
+                Target::Node(Arc::new(Node::new(client, metadata.dial_timeout)))
             }
             Topology::Cluster => Target::Cluster(cluster(metadata, retry).await?),
             Topology::Sentinel { master_name } => {
                 let mut sentinel = sentinel(master_name, metadata)?;
-                let config = manager_config(metadata, retry);
-                let current = Failover::connect(&mut sentinel, &config).await?;
+                let current = Failover::connect(&mut sentinel, metadata.dial_timeout).await?;
                 Target::Sentinel(Box::new(Failover {
                     sentinel: tokio::sync::Mutex::new(sentinel),
-                    current: RwLock::new(current),
-                    config,
+                    current: RwLock::new(Arc::new(current)),
+                    dial_timeout: metadata.dial_timeout,
                 }))
             }
         };
@@ -176,14 +202,6 @@ impl Redis {
         matches!(self.target, Target::Cluster(_))
     }
 
-    fn connection(&self) -> Connection {
-        match &self.target {
-            Target::Node(connection) => Connection::Node(connection.clone()),
-            Target::Cluster(connection) => Connection::Cluster(connection.clone()),
-            Target::Sentinel(failover) => Connection::Node(failover.current()),
-        }
-    }
-
     /// Runs one command.
     pub(crate) async fn query<T: redis::FromRedisValue>(
         &self,
@@ -196,7 +214,8 @@ impl Redis {
         .await
     }
 
-    /// Runs an operation under the access's timeout, retrying after connection failures.
+    /// Runs an operation, retrying after connection failures, all within the access's
+    /// timeout.
     pub(crate) async fn run<T, F, Fut>(&self, access: Access, operation: F) -> RedisResult<T>
     where
         F: Fn(Connection) -> Fut,
@@ -206,24 +225,33 @@ impl Redis {
             Access::Read => self.read_timeout,
             Access::Write => self.write_timeout,
         };
-        let mut attempt = 0;
-        loop {
-            let attempted = operation(self.connection());
-            let result = match timeout {
-                None => attempted.await,
-                Some(limit) => match tokio::time::timeout(limit, attempted).await {
-                    Ok(result) => result,
-                    Err(_) => Err(RedisError::from(std::io::Error::new(
+        let attempts = self.attempts(&operation);
+        match timeout {
+            None => attempts.await,
+            Some(limit) => tokio::time::timeout(limit, attempts)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RedisError::from(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         format!("redis command timed out after {limit:?}"),
-                    ))),
-                },
-            };
-            match result {
-                Err(error) if attempt < self.retry.attempts && retriable(&error) => {
-                    attempt += 1;
-                    tracing::debug!(%error, attempt, "redis command failed; retrying");
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    )))
+                }),
+        }
+    }
+
+    /// The first attempt and the retries after connection failures.
+    async fn attempts<T, F, Fut>(&self, operation: &F) -> RedisResult<T>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut retry = 0;
+        loop {
+            match self.attempt(operation).await {
+                Err(error) if retry < self.retry.retries && retriable(&error) => {
+                    retry += 1;
+                    tracing::debug!(%error, retry, "redis command failed; retrying");
+                    tokio::time::sleep(self.retry.delay(retry, jitter())).await;
                     if let Target::Sentinel(failover) = &self.target
                         && let Err(error) = failover.refresh().await
                     {
@@ -233,6 +261,30 @@ impl Redis {
                 other => return other,
             }
         }
+    }
+
+    /// One attempt; a single server's connection is dropped when the attempt shows it
+    /// broken, so the next attempt dials again.
+    async fn attempt<T, F, Fut>(&self, operation: &F) -> RedisResult<T>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let node = match &self.target {
+            Target::Cluster(connection) => {
+                return operation(Connection::Cluster(connection.clone())).await;
+            }
+            Target::Node(node) => node.clone(),
+            Target::Sentinel(failover) => failover.current(),
+        };
+        let dialled = node.connection().await?;
+        let result = operation(Connection::Node(dialled.connection)).await;
+        if let Err(error) = &result
+            && error.is_unrecoverable_error()
+        {
+            node.discard(dialled.generation);
+        }
+        result
     }
 }
 
@@ -322,21 +374,6 @@ fn client(address: &Address, metadata: &RedisMetadata) -> RedisResult<Client> {
     }
 }
 
-fn manager_config(metadata: &RedisMetadata, retry: Retry) -> ConnectionManagerConfig {
-    let mut config = ConnectionManagerConfig::new()
-        .set_number_of_retries(retry.attempts)
-        .set_connection_timeout(Some(metadata.dial_timeout))
-        .set_response_timeout(None);
-    if let Some(min) = retry.min {
-        let min = retry.max.map_or(min, |max| min.min(max));
-        config = config.set_min_delay(min);
-    }
-    if let Some(max) = retry.max {
-        config = config.set_max_delay(max);
-    }
-    config
-}
-
 async fn cluster(metadata: &RedisMetadata, retry: Retry) -> RedisResult<ClusterConnection> {
     let nodes = metadata
         .addresses
@@ -344,15 +381,12 @@ async fn cluster(metadata: &RedisMetadata, retry: Retry) -> RedisResult<ClusterC
         .map(|address| connection_info(address, metadata, 0))
         .collect::<RedisResult<Vec<_>>>()?;
     let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let (min_wait, max_wait) = retry.bounds();
     let mut builder = ClusterClientBuilder::new(nodes)
-        .retries(u32::try_from(retry.attempts).unwrap_or(u32::MAX))
+        .retries(u32::try_from(retry.retries).unwrap_or(u32::MAX))
+        .min_retry_wait(millis(min_wait))
+        .max_retry_wait(millis(max_wait))
         .connection_timeout(metadata.dial_timeout);
-    if let Some(min) = retry.min {
-        builder = builder.min_retry_wait(millis(min));
-    }
-    if let Some(max) = retry.max {
-        builder = builder.max_retry_wait(millis(max));
-    }
     if let Some(certificates) = certificates(metadata) {
         builder = builder.certs(certificates);
     }
@@ -394,21 +428,64 @@ fn sentinel(master_name: &str, metadata: &RedisMetadata) -> RedisResult<Sentinel
 mod tests {
     use super::*;
 
+    fn retry(min: Option<u64>, max: Option<u64>) -> Retry {
+        Retry {
+            retries: 3,
+            min: min.map(Duration::from_millis),
+            max: max.map(Duration::from_millis),
+        }
+    }
+
     #[test]
-    fn backoff_doubles_up_to_the_ceiling() {
-        let retry = Retry {
-            attempts: 5,
-            min: Some(Duration::from_millis(100)),
-            max: Some(Duration::from_millis(350)),
-        };
-        assert_eq!(retry.delay(1), Duration::from_millis(100));
-        assert_eq!(retry.delay(2), Duration::from_millis(200));
-        assert_eq!(retry.delay(3), Duration::from_millis(350));
-        let disabled = Retry {
-            attempts: 5,
-            min: None,
-            max: None,
-        };
-        assert_eq!(disabled.delay(4), Duration::ZERO);
+    fn waits_grow_from_the_floor_within_a_doubling_window() {
+        let retry = retry(Some(8), Some(512));
+        assert_eq!(retry.delay(1, 0), Duration::from_millis(8));
+        // Retry n waits in [min, min + min << n).
+        let window = |n: u32| Duration::from_millis(8) * (1 << n);
+        for n in 1..=3 {
+            for random in [1, 12_345_678, u64::MAX / 3, u64::MAX] {
+                let delay = retry.delay(n as usize, random);
+                assert!(delay >= Duration::from_millis(8), "{n}: {delay:?}");
+                assert!(
+                    delay < Duration::from_millis(8) + window(n),
+                    "{n}: {delay:?}"
+                );
+            }
+        }
+        // Later retries reach the ceiling, and never pass it.
+        assert_eq!(retry.delay(10, u64::MAX / 2), Duration::from_millis(512));
+        assert_eq!(retry.delay(64, 7), Duration::from_millis(512));
+    }
+
+    #[test]
+    fn the_state_store_defaults_wait_the_ceiling_every_time() {
+        // Upstream's state store starts at 2s, above go-redis's 512ms ceiling.
+        let retry = retry(Some(2_000), Some(512));
+        for n in 1..=3 {
+            for random in [0, 99, u64::MAX] {
+                assert_eq!(retry.delay(n, random), Duration::from_millis(512));
+            }
+        }
+        let ms = Duration::from_millis;
+        assert_eq!(retry.bounds(), (ms(512), ms(512)));
+        assert_eq!(self::retry(Some(8), Some(512)).bounds(), (ms(8), ms(512)));
+    }
+
+    #[test]
+    fn either_bound_turned_off_turns_the_waits_off() {
+        for retry in [
+            retry(None, Some(512)),
+            retry(Some(8), None),
+            retry(None, None),
+        ] {
+            assert_eq!(retry.delay(1, u64::MAX), Duration::ZERO);
+            assert_eq!(retry.bounds(), (Duration::ZERO, Duration::ZERO));
+        }
+    }
+
+    #[test]
+    fn jitter_varies() {
+        let draws: std::collections::HashSet<u64> = (0..64).map(|_| jitter()).collect();
+        assert!(draws.len() > 60, "{}", draws.len());
     }
 }

@@ -14,6 +14,16 @@ use crate::state::StateError;
 /// The Redis port used when `redisHost` has none and `redisPort` is unset.
 const DEFAULT_PORT: u16 = 6379;
 
+/// Retries after a connection failure: go-redis's default, also upstream's.
+const DEFAULT_MAX_RETRIES: usize = 3;
+/// The first retry backoff upstream presets for state stores (above the ceiling, so
+/// every wait is the ceiling).
+const STATE_MIN_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+/// go-redis's own first retry backoff, which an explicit zero selects.
+const GO_REDIS_MIN_RETRY_INTERVAL: Duration = Duration::from_millis(8);
+/// go-redis's retry backoff ceiling, which upstream leaves as it is.
+const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_millis(512);
+
 /// Settings of go-redis's connection pool. They are validated and accepted (existing
 /// component files set them), but a multiplexed connection has no pool to tune.
 const POOL_SETTINGS: [&str; 6] = [
@@ -97,13 +107,14 @@ pub(crate) struct RedisMetadata {
     pub sentinel_password: Option<String>,
     /// `redisDB` (ignored in cluster mode, as upstream documents).
     pub db: i64,
-    /// `redisMaxRetries` / `maxRetries`: retries after a connection failure (default 3).
+    /// `redisMaxRetries` / `maxRetries`: retries after a connection failure (default and
+    /// `0`: 3; negative: none).
     pub max_retries: usize,
-    /// `redisMinRetryInterval` / legacy `maxRetryBackoff`: first backoff (default 2s);
-    /// `None` disables backoff.
+    /// `redisMinRetryInterval` / legacy `maxRetryBackoff`: the backoff floor (default 2s,
+    /// an explicit zero 8ms); `None` (negative) turns backoff off.
     pub min_retry_interval: Option<Duration>,
-    /// `redisMaxRetryInterval`: backoff ceiling (default 512ms); `None` means no ceiling
-    /// beyond the first backoff.
+    /// `redisMaxRetryInterval`: the backoff ceiling (default 512ms); `None` (negative)
+    /// turns backoff off, as in go-redis.
     pub max_retry_interval: Option<Duration>,
     /// `dialTimeout` (default 5s).
     pub dial_timeout: Duration,
@@ -243,30 +254,28 @@ impl RedisMetadata {
         };
 
         let max_retries = match integer(properties, "redisMaxRetries", &["maxRetries"])? {
-            None => 3,
+            // Zero leaves go-redis its own default; -1 (any negative) turns retries off.
+            None | Some(0) => DEFAULT_MAX_RETRIES,
             Some(retries) => usize::try_from(retries).unwrap_or(0),
         };
-        let min_retry_interval = match redis_duration(properties, "redisMinRetryInterval")? {
-            Setting::Default => match non_empty(properties, "maxRetryBackoff") {
-                // The legacy name is a bare number of nanoseconds.
-                Some(text) => {
-                    let nanos = text.parse::<i64>().map_err(|error| {
-                        StateError::InvalidMetadata(format!(
-                            "can't parse maxRetryBackoff field: {error}"
-                        ))
-                    })?;
-                    match u64::try_from(nanos) {
-                        Ok(0) => Some(Duration::from_secs(2)),
-                        Ok(nanos) => Some(Duration::from_nanos(nanos)),
-                        Err(_) => None,
-                    }
-                }
-                None => Some(Duration::from_secs(2)),
-            },
-            other => other.or(Duration::from_secs(2)),
+        // The legacy name applies only when the current one is unset, as upstream does.
+        let min_retry_interval = if non_empty(properties, "redisMinRetryInterval").is_some() {
+            redis_duration(properties, "redisMinRetryInterval")?.or(GO_REDIS_MIN_RETRY_INTERVAL)
+        } else if let Some(text) = non_empty(properties, "maxRetryBackoff") {
+            // The legacy name is a bare number of nanoseconds.
+            let nanos = text.parse::<i64>().map_err(|error| {
+                StateError::InvalidMetadata(format!("can't parse maxRetryBackoff field: {error}"))
+            })?;
+            match u64::try_from(nanos) {
+                Ok(0) => Some(GO_REDIS_MIN_RETRY_INTERVAL),
+                Ok(nanos) => Some(Duration::from_nanos(nanos)),
+                Err(_) => None,
+            }
+        } else {
+            Some(STATE_MIN_RETRY_INTERVAL)
         };
         let max_retry_interval =
-            redis_duration(properties, "redisMaxRetryInterval")?.or(Duration::from_millis(512));
+            redis_duration(properties, "redisMaxRetryInterval")?.or(DEFAULT_MAX_RETRY_INTERVAL);
         let dial_timeout = redis_duration(properties, "dialTimeout")?
             .or(Duration::from_secs(5))
             .unwrap_or(Duration::from_secs(5));
@@ -566,6 +575,35 @@ mod tests {
         assert_eq!(metadata.min_retry_interval, Some(Duration::from_millis(5)));
         let error = parse(json!({"redisHost": "h", "maxRetryBackoff": "1s"})).unwrap_err();
         assert!(error.to_string().contains("maxRetryBackoff"), "{error}");
+    }
+
+    #[test]
+    fn zero_retry_settings_select_go_redis_defaults() {
+        let metadata = parse(json!({
+            "redisHost": "h",
+            "redisMaxRetries": 0,
+            "redisMinRetryInterval": "0",
+            "redisMaxRetryInterval": 0,
+        }))
+        .unwrap();
+        assert_eq!(metadata.max_retries, 3);
+        assert_eq!(metadata.min_retry_interval, Some(Duration::from_millis(8)));
+        assert_eq!(
+            metadata.max_retry_interval,
+            Some(Duration::from_millis(512))
+        );
+        let metadata = parse(json!({"redisHost": "h", "maxRetryBackoff": 0})).unwrap();
+        assert_eq!(metadata.min_retry_interval, Some(Duration::from_millis(8)));
+        // The current name wins over the legacy one even when it is zero.
+        let metadata = parse(json!({
+            "redisHost": "h",
+            "redisMinRetryInterval": 0,
+            "maxRetryBackoff": 5_000_000,
+        }))
+        .unwrap();
+        assert_eq!(metadata.min_retry_interval, Some(Duration::from_millis(8)));
+        let metadata = parse(json!({"redisHost": "h", "redisMaxRetries": -1})).unwrap();
+        assert_eq!(metadata.max_retries, 0);
     }
 
     #[test]

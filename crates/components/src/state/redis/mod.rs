@@ -25,8 +25,9 @@
 //! commands); gets report `ttlExpireTime`; a lost connection is a backend error, never
 //! an ETag mismatch.
 
-mod connection;
-mod metadata;
+pub(crate) mod connection;
+pub(crate) mod metadata;
+mod node;
 mod scripts;
 mod search;
 mod slot;

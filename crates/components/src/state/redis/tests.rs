@@ -771,20 +771,14 @@ async fn reconnects_after_the_server_drops_the_connection() {
     assert_eq!(store.get(get("app||r")).await.unwrap().data, "1");
 }
 
-/// A one-node Redis Cluster that owns every slot.
-async fn cluster_node() -> (GuardedProcess, u16) {
+/// A plain `redis-server` on `port` without persistence, once it answers `PING`.
+async fn redis_on(port: u16, name: &str, extra_args: &[&str]) -> GuardedProcess {
     let program = dapr_testkit::programs::find("redis-server", "redis-server").unwrap();
-    let port = dapr_testkit::ports::free_port();
-    let dir = dapr_testkit::process::temp_dir("redis-cluster").unwrap();
-    let launch = Launch::new("redis-cluster", program)
+    let dir = dapr_testkit::process::temp_dir(name).unwrap();
+    let launch = Launch::new(name, program)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .args([
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ])
+        .args(extra_args)
         .arg("--dir")
         .arg(dir.path());
     let process = GuardedProcess::spawn(launch, dir).unwrap();
@@ -793,6 +787,70 @@ async fn cluster_node() -> (GuardedProcess, u16) {
     })
     .await
     .unwrap();
+    process
+}
+
+#[tokio::test]
+async fn a_stopped_server_is_a_backend_error_and_a_restarted_one_is_used_again() {
+    let server = server().await;
+    let port = server.port();
+    // Upstream's default retries and backoff, and no retries at all.
+    let store = store(&server).await;
+    let no_retries = store_with(json!({"redisHost": server.host(), "redisMaxRetries": -1}))
+        .await
+        .unwrap();
+    store.set(set("app||down", "before")).await.unwrap();
+    no_retries.ping().await.unwrap();
+    server.process().kill().await.unwrap();
+
+    let (read, write, delete_with_etag, ping, unretried) = tokio::join!(
+        store.get(get("app||down")),
+        store.set(set("app||down", "during")),
+        store.delete(delete("app||down", Some("1"))),
+        store.ping(),
+        no_retries.get(get("app||down")),
+    );
+    for error in [
+        read.unwrap_err(),
+        write.unwrap_err(),
+        delete_with_etag.unwrap_err(),
+        ping.unwrap_err(),
+        unretried.unwrap_err(),
+    ] {
+        // A lost server is a backend error, never an ETag mismatch.
+        assert!(matches!(error, StateError::Backend(_)), "{error}");
+        assert_eq!(etag_kind(&error), None, "{error}");
+    }
+
+    // A new (empty) server on the same port: the next call dials it, even without retries.
+    let _restarted = redis_on(port, "redis-restarted", &[]).await;
+    no_retries.ping().await.unwrap();
+    assert!(
+        no_retries
+            .get(get("app||down"))
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    store.set(set("app||down", "after")).await.unwrap();
+    assert_eq!(store.get(get("app||down")).await.unwrap().data, "after");
+}
+
+/// A one-node Redis Cluster that owns every slot.
+async fn cluster_node() -> (GuardedProcess, u16) {
+    let port = dapr_testkit::ports::free_port();
+    let process = redis_on(
+        port,
+        "redis-cluster",
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ],
+    )
+    .await;
     let mut raw = redis::Client::open(format!("redis://127.0.0.1:{port}"))
         .unwrap()
         .get_multiplexed_async_connection()
