@@ -6,12 +6,14 @@ pub mod channel;
 pub mod components;
 pub mod config;
 pub mod error;
+pub mod go_json;
 pub mod invoke;
 pub mod metadata;
 pub mod nameresolution;
 pub mod observability;
 pub mod options;
 pub mod outbound_tls;
+pub mod pubsub;
 pub mod resources;
 pub mod runtime;
 pub mod secrets;
@@ -37,6 +39,9 @@ pub use config::RuntimeConfig;
 
 use crate::metadata::MetadataStore;
 use crate::runtime::Runtime;
+
+/// The environment variable holding the pod's name (`{podName}` in component metadata).
+const POD_NAME_VARIABLE: &str = "POD_NAME";
 
 /// Why the sidecar could not run.
 #[derive(Debug, thiserror::Error)]
@@ -162,12 +167,16 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
         });
 
+    let pod_name = std::env::var(POD_NAME_VARIABLE).unwrap_or_default();
     let components = Arc::new(components::Components::new(
         components::load(
             &startup.resources.components,
             components::LoadContext {
                 mode: config.mode,
                 metrics: &metrics,
+                app_id: &config.app_id,
+                namespace: &config.namespace,
+                pod_name: &pod_name,
             },
             None,
         )
@@ -298,6 +307,8 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         let watch = components::reload::Watch {
             paths: runtime.config.resources_paths.clone(),
             app_id: runtime.config.app_id.clone(),
+            namespace: runtime.config.namespace.clone(),
+            pod_name,
             components: runtime.components.clone(),
             metrics: runtime.metrics.clone(),
         };

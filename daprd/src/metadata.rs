@@ -150,7 +150,11 @@ impl MetadataStore {
             .collect();
         extended.insert(RUNTIME_VERSION_KEY.to_string(), RUNTIME_VERSION.to_string());
         let components = self.components.snapshot();
-        for failed in components.statuses.iter().filter(|status| status.error.is_some()) {
+        for failed in components
+            .statuses
+            .iter()
+            .filter(|status| status.error.is_some())
+        {
             extended.insert(
                 format!("{COMPONENT_ERROR_KEY_PREFIX}{}", failed.name),
                 failed.error.clone().unwrap_or_default(),

@@ -2,21 +2,29 @@
 //! rest; each within its `initTimeout` (default 5 s); a failure stops the sidecar unless
 //! the component sets `ignoreErrors`, in which case it is logged, counted and reported
 //! by the metadata API.
+//!
+//! As upstream, metadata values have their placeholders replaced before a component
+//! starts: each `{uuid}` by a new UUID, `{podName}` by the pod's name (an error when it
+//! is unknown), `{namespace}` by `<namespace>.<app-id>` and `{appID}` by the app id.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dapr_components::{secretstores, state};
+use std::collections::BTreeMap;
+
+use dapr_components::metadata::Properties;
+use dapr_components::{pubsub, secretstores, state};
 use dapr_resources::Component;
 use dapr_resources::loader::Loaded;
 
 use super::secret_refs;
 use super::{
-    ComponentSet, ComponentStatus, KEY_PREFIX_METADATA, KeyPrefix, SecretStoreHandle,
+    ComponentSet, ComponentStatus, KEY_PREFIX_METADATA, KeyPrefix, PubSubHandle, SecretStoreHandle,
     StateStoreHandle,
 };
 use crate::config::Mode;
 use crate::observability::metrics::SidecarMetrics;
+use crate::pubsub::TopicScopes;
 
 /// How long a component may take to start when it sets no `initTimeout`.
 const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,7 +32,6 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Building blocks this build does not provide yet: their components are skipped with a
 /// warning instead of stopping the sidecar.
 const NOT_YET_BUILT: &[&str] = &[
-    "pubsub",
     "bindings",
     "configuration",
     "lock",
@@ -41,6 +48,12 @@ pub struct LoadContext<'a> {
     pub mode: Mode,
     /// Where component start-ups and failures are counted.
     pub metrics: &'a SidecarMetrics,
+    /// The app id (`{appID}` in metadata, the default `consumerID`, topic scopes).
+    pub app_id: &'a str,
+    /// The namespace (`{namespace}` in metadata).
+    pub namespace: &'a str,
+    /// The pod's name (`{podName}` in metadata), empty when unknown.
+    pub pod_name: &'a str,
 }
 
 /// A component that failed to start and does not ignore errors.
@@ -63,6 +76,7 @@ pub struct ComponentError {
 enum Started {
     State(Arc<StateStoreHandle>),
     Secret(Arc<SecretStoreHandle>),
+    PubSub(Arc<PubSubHandle>),
     Skipped,
 }
 
@@ -128,6 +142,16 @@ pub async fn load(
                 set.secret_stores.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::PubSub(handle)) => {
+                status.capabilities = handle
+                    .broker
+                    .features()
+                    .iter()
+                    .map(|feature| feature.as_str().to_owned())
+                    .collect();
+                set.pubsubs.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Skipped) => continue,
             Err(reason) => {
                 context
@@ -175,6 +199,8 @@ fn carry_over(
     } else if let Some(handle) = previous.secret_stores.get(name) {
         set.secret_stores
             .insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.pubsubs.get(name) {
+        set.pubsubs.insert(name.to_owned(), Arc::clone(handle));
     } else {
         return false;
     }
@@ -200,7 +226,22 @@ async fn start(
         );
         return Ok(Started::Skipped);
     }
-    let properties = secret_refs::resolve(component, &set.secret_stores, context.mode).await?;
+    let mut settings = secret_refs::resolve(component, &set.secret_stores, context.mode).await?;
+    let namespace_scoped = settings.values().any(|value| value.contains("{namespace}"));
+    for (name, value) in &mut settings {
+        *value = expand_placeholders(name, value, context)?;
+    }
+    if block == "pubsub" {
+        let consumer_id = settings
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(pubsub::CONSUMER_ID_METADATA_KEY))
+            .map(|(_, value)| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| context.app_id.to_owned());
+        settings.retain(|key, _| !key.eq_ignore_ascii_case(pubsub::CONSUMER_ID_METADATA_KEY));
+        settings.insert(pubsub::CONSUMER_ID_METADATA_KEY.to_owned(), consumer_id);
+    }
+    let properties = properties(&settings)?;
     match block {
         "state" => {
             let key_prefix = KeyPrefix::parse(properties.text(KEY_PREFIX_METADATA, &[]))
@@ -230,6 +271,53 @@ async fn start(
                 store,
             })))
         }
+        "pubsub" => {
+            let broker = pubsub::open(&spec.type_, &spec.version, &properties)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Started::PubSub(Arc::new(PubSubHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                broker,
+                scopes: TopicScopes::from_settings(&settings, context.app_id),
+                namespace_scoped,
+            })))
+        }
         _ => Err(format!("incorrect type {}", spec.type_)),
     }
+}
+
+/// `value` of setting `name` with upstream's placeholders replaced.
+fn expand_placeholders(
+    name: &str,
+    value: &str,
+    context: LoadContext<'_>,
+) -> Result<String, String> {
+    let mut value = value.to_owned();
+    while value.contains("{uuid}") {
+        value = value.replacen("{uuid}", &uuid::Uuid::new_v4().to_string(), 1);
+    }
+    if value.contains("{podName}") {
+        if context.pod_name.is_empty() {
+            return Err(format!(
+                "failed to parse metadata: property {name} refers to {{podName}} but podName is not set"
+            ));
+        }
+        value = value.replace("{podName}", context.pod_name);
+    }
+    Ok(value
+        .replace(
+            "{namespace}",
+            &format!("{}.{}", context.namespace, context.app_id),
+        )
+        .replace("{appID}", context.app_id))
+}
+
+/// The settings as the component reads them.
+fn properties(settings: &BTreeMap<String, String>) -> Result<Properties, String> {
+    let object = settings
+        .iter()
+        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+        .collect();
+    Properties::from_json(&serde_json::Value::Object(object)).map_err(|error| error.to_string())
 }

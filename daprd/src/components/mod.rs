@@ -18,9 +18,12 @@ pub use load::{ComponentError, LoadContext, load};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use dapr_components::pubsub::PubSub;
 use dapr_components::secretstores::SecretStore;
 use dapr_components::state::StateStore;
 use dapr_resources::Component;
+
+use crate::pubsub::TopicScopes;
 
 /// A state store and how the sidecar uses it.
 pub struct StateStoreHandle {
@@ -65,6 +68,30 @@ impl std::fmt::Debug for SecretStoreHandle {
     }
 }
 
+/// A pub/sub broker and the rules for using it.
+pub struct PubSubHandle {
+    /// The component's name.
+    pub name: String,
+    /// Its `spec.type`.
+    pub component_type: String,
+    /// The broker.
+    pub broker: Arc<dyn PubSub>,
+    /// Which topics this app may use.
+    pub scopes: TopicScopes,
+    /// Whether a metadata value contains `{namespace}`: topics are then prefixed with
+    /// the namespace on the broker, as upstream does.
+    pub namespace_scoped: bool,
+}
+
+impl std::fmt::Debug for PubSubHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PubSubHandle")
+            .field("name", &self.name)
+            .field("component_type", &self.component_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the metadata API reports about one component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentStatus {
@@ -87,6 +114,8 @@ pub struct ComponentSet {
     pub state_stores: BTreeMap<String, Arc<StateStoreHandle>>,
     /// Secret stores by name.
     pub secret_stores: BTreeMap<String, Arc<SecretStoreHandle>>,
+    /// Pub/sub brokers by name.
+    pub pubsubs: BTreeMap<String, Arc<PubSubHandle>>,
     /// Every component that was given, started or failed, in load order.
     pub statuses: Vec<ComponentStatus>,
     /// The resource each started component was created from, by name.
@@ -102,6 +131,11 @@ impl ComponentSet {
     /// The secret store called `name`.
     pub fn secret_store(&self, name: &str) -> Option<&Arc<SecretStoreHandle>> {
         self.secret_stores.get(name)
+    }
+
+    /// The pub/sub component called `name`.
+    pub fn pubsub(&self, name: &str) -> Option<&Arc<PubSubHandle>> {
+        self.pubsubs.get(name)
     }
 
     /// Closes every store (at shutdown, or when a start-up fails half-way).
@@ -122,6 +156,19 @@ impl ComponentSet {
             tracing::info!("closing state store {}", handle.name);
             if let Err(error) = handle.store.close().await {
                 tracing::warn!("failed to close state store {}: {error}", handle.name);
+            }
+        }
+        for handle in self.pubsubs.values() {
+            if successor
+                .pubsubs
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle))
+            {
+                continue;
+            }
+            tracing::info!("closing pubsub {}", handle.name);
+            if let Err(error) = handle.broker.close().await {
+                tracing::warn!("failed to close pubsub {}: {error}", handle.name);
             }
         }
     }

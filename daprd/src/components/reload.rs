@@ -33,6 +33,10 @@ pub struct Watch {
     pub paths: Vec<PathBuf>,
     /// This app's id (resources are filtered to its scope).
     pub app_id: String,
+    /// This app's namespace.
+    pub namespace: String,
+    /// The pod's name, empty when unknown.
+    pub pod_name: String,
     /// The published components.
     pub components: Arc<Components>,
     /// Where component start-ups are counted.
@@ -112,6 +116,9 @@ pub async fn reload(watch: &Watch) {
     let context = LoadContext {
         mode: Mode::Standalone,
         metrics: &watch.metrics,
+        app_id: &watch.app_id,
+        namespace: &watch.namespace,
+        pod_name: &watch.pod_name,
     };
     let next = match load(&resources.components, context, Some(&current)).await {
         Ok(next) => next,

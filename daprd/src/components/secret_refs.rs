@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use dapr_components::metadata::Properties;
 use dapr_resources::Component;
 
 use super::SecretStoreHandle;
@@ -14,13 +13,13 @@ use crate::config::Mode;
 /// The secret store Kubernetes-mode resources read from when they name none.
 const KUBERNETES_SECRET_STORE: &str = "kubernetes";
 
-/// Resolves `component`'s metadata into the settings it starts with.
+/// Resolves `component`'s metadata into its settings by name.
 pub async fn resolve(
     component: &Component,
     secret_stores: &BTreeMap<String, Arc<SecretStoreHandle>>,
     mode: Mode,
-) -> Result<Properties, String> {
-    let mut settings = serde_json::Map::new();
+) -> Result<BTreeMap<String, String>, String> {
+    let mut settings = BTreeMap::new();
     for item in &component.spec.metadata {
         let value = if let Some(reference) = item
             .secret_key_ref
@@ -71,7 +70,7 @@ pub async fn resolve(
                 .map(|value| value.to_plain_string())
                 .unwrap_or_default()
         };
-        settings.insert(item.name.clone(), serde_json::Value::String(value));
+        settings.insert(item.name.clone(), value);
     }
-    Properties::from_json(&serde_json::Value::Object(settings)).map_err(|error| error.to_string())
+    Ok(settings)
 }

@@ -21,6 +21,9 @@ fn context(metrics: &SidecarMetrics) -> LoadContext<'_> {
     LoadContext {
         mode: Mode::Standalone,
         metrics,
+        app_id: "myapp",
+        namespace: "default",
+        pod_name: "",
     }
 }
 
@@ -51,6 +54,12 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
             "",
             "  - name: x\n    value: y\n",
         ),
+        component(
+            "ticks",
+            "bindings.cron",
+            "",
+            "  - name: schedule\n    value: \"@every 1s\"\n",
+        ),
     ]
     .join("---\n");
     let metrics = SidecarMetrics::disabled();
@@ -69,7 +78,56 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
         .unwrap();
     assert!(actors.capabilities.contains(&"ETAG".to_string()));
     assert!(actors.capabilities.contains(&"ACTOR".to_string()));
-    assert!(set.statuses.iter().all(|status| status.name != "events"));
+    let events = set.pubsub("events").unwrap();
+    assert_eq!(events.component_type, "pubsub.in-memory");
+    assert!(!events.namespace_scoped);
+    let status = set
+        .statuses
+        .iter()
+        .find(|status| status.name == "events")
+        .unwrap();
+    assert_eq!(status.capabilities, ["SUBSCRIBE_WILDCARDS"]);
+    assert!(set.statuses.iter().all(|status| status.name != "ticks"));
+}
+
+#[tokio::test]
+async fn metadata_placeholders_are_replaced_as_upstream_does() {
+    let yaml = component(
+        "events",
+        "pubsub.in-memory",
+        "",
+        "  - name: consumerID\n    value: \"{namespace}-{appID}-{uuid}\"\n  - name: publishingScopes\n    value: \"{appID}=t\"\n",
+    );
+    let metrics = SidecarMetrics::disabled();
+    let set = load(&parse(&yaml).components, context(&metrics), None)
+        .await
+        .unwrap();
+    let events = set.pubsub("events").unwrap();
+    assert!(events.namespace_scoped, "a value mentions {{namespace}}");
+    assert_eq!(
+        events.scopes.publishing_scopes,
+        ["t"],
+        "{{appID}} was replaced"
+    );
+
+    let yaml = component(
+        "events",
+        "pubsub.in-memory",
+        "",
+        "  - name: consumerID\n    value: \"{podName}\"\n",
+    );
+    let error = load(&parse(&yaml).components, context(&metrics), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.reason,
+        "failed to parse metadata: property consumerID refers to {podName} but podName is not set"
+    );
+    let with_pod = LoadContext {
+        pod_name: "pod-1",
+        ..context(&metrics)
+    };
+    assert!(load(&parse(&yaml).components, with_pod, None).await.is_ok());
 }
 
 #[tokio::test]
@@ -185,6 +243,8 @@ async fn hot_reload_keeps_unchanged_stores_and_swaps_changed_ones() {
     let watch = Watch {
         paths: vec![dir.path().to_path_buf()],
         app_id: "myapp".into(),
+        namespace: "default".into(),
+        pod_name: String::new(),
         components: components.clone(),
         metrics: metrics.clone(),
     };
@@ -273,6 +333,8 @@ async fn a_replaced_store_stays_open_until_calls_holding_it_finish() {
     let watch = Watch {
         paths: vec![dir.path().to_path_buf()],
         app_id: "myapp".into(),
+        namespace: "default".into(),
+        pod_name: String::new(),
         components: components.clone(),
         metrics: metrics.clone(),
     };

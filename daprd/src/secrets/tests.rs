@@ -92,6 +92,9 @@ async fn load_components(yaml: &str, metrics: &SidecarMetrics) -> ComponentSet {
     let context = LoadContext {
         mode: Mode::Standalone,
         metrics,
+        app_id: "myapp",
+        namespace: "default",
+        pod_name: "",
     };
     load(&parse(yaml).components, context, None).await.unwrap()
 }
@@ -652,6 +655,9 @@ async fn a_secret_key_ref_resolves_through_the_components_secret_store_at_load()
     let context = LoadContext {
         mode: Mode::Standalone,
         metrics: &metrics,
+        app_id: "myapp",
+        namespace: "default",
+        pod_name: "",
     };
     for (secret, key, reason) in [
         (

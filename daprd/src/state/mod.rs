@@ -7,7 +7,6 @@
 //! leaves this module. [`StateApi::store`] finds a store; the operations are methods of
 //! the [`Store`] it returns.
 
-pub mod encoding;
 pub mod errors;
 pub mod options;
 mod query;

@@ -91,6 +91,9 @@ async fn start_with(yaml: impl FnOnce(&Path) -> String) -> Sidecar {
     let context = LoadContext {
         mode: Mode::Standalone,
         metrics: &metrics,
+        app_id: "myapp",
+        namespace: "default",
+        pod_name: "",
     };
     let set = load(&resources.components, context, None).await.unwrap();
     let mut config = test_support::default_config();

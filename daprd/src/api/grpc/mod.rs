@@ -5,6 +5,7 @@
 pub mod invoke;
 mod message_limit;
 pub mod proxy;
+mod pubsub;
 mod secrets;
 mod size_status;
 mod state;
@@ -113,6 +114,27 @@ impl Dapr for DaprApi {
         request: Request<runtime::GetBulkSecretRequest>,
     ) -> Result<Response<runtime::GetBulkSecretResponse>, Status> {
         secrets::get_bulk_secret(&self.runtime, request).await
+    }
+
+    async fn publish_event(
+        &self,
+        request: Request<runtime::PublishEventRequest>,
+    ) -> Result<Response<()>, Status> {
+        pubsub::publish_event(&self.runtime, request).await
+    }
+
+    async fn bulk_publish_event(
+        &self,
+        request: Request<runtime::BulkPublishRequest>,
+    ) -> Result<Response<runtime::BulkPublishResponse>, Status> {
+        pubsub::bulk_publish_event(&self.runtime, request).await
+    }
+
+    async fn bulk_publish_event_alpha1(
+        &self,
+        request: Request<runtime::BulkPublishRequest>,
+    ) -> Result<Response<runtime::BulkPublishResponse>, Status> {
+        pubsub::bulk_publish_event(&self.runtime, request).await
     }
 
     async fn shutdown(

@@ -2,7 +2,7 @@
 //! `DeleteState`, `DeleteBulkState`, `ExecuteStateTransaction` and `QueryStateAlpha1`,
 //! decoded into core calls and encoded back. Values travel as raw bytes, except that a
 //! saved item whose metadata says `contentType: application/json` is stored as upstream
-//! re-encodes JSON (see [`crate::state::encoding`]).
+//! re-encodes JSON (see [`crate::go_json`]).
 
 use dapr_components::state::{
     Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, TransactionOperation,
@@ -13,8 +13,9 @@ use dapr_proto::runtime;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
+use crate::go_json;
 use crate::runtime::Runtime;
-use crate::state::{OperationKind, Protocol, StateApi, encoding};
+use crate::state::{OperationKind, Protocol, StateApi};
 
 /// The metadata key and value that mark a saved value as JSON.
 const CONTENT_TYPE_KEY: &str = "contentType";
@@ -122,7 +123,7 @@ pub async fn save_state(
         let (concurrency, consistency) = item_options(item.options.as_ref());
         let value =
             if item.metadata.get(CONTENT_TYPE_KEY).map(String::as_str) == Some(JSON_CONTENT_TYPE) {
-                encoding::normalize(&item.value).map_err(|error| {
+                go_json::normalize(&item.value).map_err(|error| {
                     ApiError::new(
                         "ERR_MALFORMED_REQUEST",
                         error.to_string(),

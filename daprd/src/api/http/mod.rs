@@ -4,6 +4,7 @@
 mod healthz;
 pub mod invoke;
 mod metadata;
+mod pubsub;
 mod secrets;
 mod state;
 
@@ -33,6 +34,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata", get(metadata::get_metadata))
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
+        .merge(pubsub::router())
         .merge(secrets::router())
         .merge(state::router())
         // As upstream, a known path with another verb is tried as an invocation
@@ -67,7 +69,9 @@ pub fn router(runtime: ApiState) -> Router {
 pub(crate) async fn read_body(
     body: axum::body::Body,
 ) -> Result<axum::body::Bytes, crate::error::ApiError> {
-    read_whole(body).await.map_err(crate::error::ApiError::body_read)
+    read_whole(body)
+        .await
+        .map_err(crate::error::ApiError::body_read)
 }
 
 /// Reads a whole request body; the error is upstream's text for why it could not be read

@@ -12,7 +12,7 @@
 //! Path parameters are one segment each, percent-decoded with `+` as a space (as upstream
 //! unescapes them); `GET`/`DELETE` on `.../bulk` and `.../transaction` address the keys
 //! `bulk` and `transaction`, as upstream's router falls back to the key route. JSON values
-//! are stored and returned as [`crate::state::encoding`] describes. Request bodies are read
+//! are stored and returned as [`crate::go_json`] describes. Request bodies are read
 //! up to their first JSON value, as Go's decoder does.
 
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use super::{ApiState, read_whole};
 use crate::error::ApiError;
-use crate::state::encoding::{encode_value, write_data, write_string, write_string_map};
+use crate::go_json::{encode_value, write_data, write_string, write_string_map};
 use crate::state::{OperationKind, Protocol, StateApi, errors, options};
 
 /// The prefix of query parameters (and response headers) carrying metadata.

@@ -127,11 +127,8 @@ pub(super) async fn http_collector() -> (SocketAddr, Received) {
 /// Serves `router` over TLS with the CA-signed collector certificate.
 async fn serve_tls(router: Router, alpn: &[&[u8]]) -> SocketAddr {
     let (tcp, address) = loopback().await;
-    let acceptor = test_support::tls_acceptor(
-        test_support::SERVER_CERT,
-        test_support::SERVER_KEY,
-        alpn,
-    );
+    let acceptor =
+        test_support::tls_acceptor(test_support::SERVER_CERT, test_support::SERVER_KEY, alpn);
     let listener = test_support::TlsListener { tcp, acceptor };
     tokio::spawn(async move { axum::serve(listener, router).await });
     address
