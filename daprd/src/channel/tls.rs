@@ -4,52 +4,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-
-/// Accepts any server certificate, as upstream's `InsecureSkipVerify` does for the app
-/// channel, while still checking that the server owns the key of the certificate it sent.
-#[derive(Debug)]
-struct AcceptAppCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAppCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
+use dapr_security::tls::AcceptAnyServerCertificate;
+use rustls::ClientConfig;
+use rustls::crypto::CryptoProvider;
 
 /// A client configuration for the app: TLS 1.2 or newer (upstream's minimum), no
 /// certificate verification, and the given ALPN protocols (`h2` for gRPC, none for HTTP,
@@ -58,9 +15,7 @@ pub(super) fn app_client_config(alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, rus
     // The provider is named explicitly so that another crate enabling a second rustls
     // provider cannot make the choice ambiguous.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AcceptAppCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = Arc::new(AcceptAnyServerCertificate::new(&provider));
     let mut config =
         ClientConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

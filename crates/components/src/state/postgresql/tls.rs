@@ -19,9 +19,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use dapr_security::tls::AcceptAnyServerCertificate;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
@@ -167,9 +167,8 @@ impl Tls {
                     Arc::new(ChainOnly { chain })
                 }
             }
-            _ => Arc::new(Unverified {
-                algorithms: provider.signature_verification_algorithms,
-            }),
+            // `require` without a root certificate (and `allow`/`prefer`).
+            _ => Arc::new(AcceptAnyServerCertificate::new(&provider)),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -262,48 +261,6 @@ fn read_certs(setting: &str, path: &str) -> Result<Vec<CertificateDer<'static>>,
         return Err(format!("{setting} {path:?} holds no PEM certificate"));
     }
     Ok(certs)
-}
-
-/// `require` without a root certificate (and `allow`/`prefer`): any certificate is
-/// accepted, but the server must still prove it owns the key of the one it sent.
-#[derive(Debug)]
-struct Unverified {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 /// `verify-ca`: the full WebPKI check, except that a certificate issued for another name
