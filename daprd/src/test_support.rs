@@ -160,3 +160,28 @@ pub fn default_config() -> crate::config::RuntimeConfig {
     )
     .unwrap()
 }
+
+/// How the loader starts components for app `myapp` in namespace `default`, standalone.
+pub fn load_context(
+    metrics: &crate::observability::metrics::SidecarMetrics,
+) -> crate::components::LoadContext<'_> {
+    crate::components::LoadContext {
+        mode: crate::config::Mode::Standalone,
+        metrics,
+        app_id: "myapp",
+        namespace: "default",
+        pod_name: "",
+    }
+}
+
+/// Starts the components of the resource document `yaml` with [`load_context`].
+pub async fn load_yaml(
+    yaml: &str,
+    metrics: &crate::observability::metrics::SidecarMetrics,
+) -> crate::components::ComponentSet {
+    let resources =
+        dapr_resources::loader::parse_str(std::path::Path::new("resources.yaml"), yaml).unwrap();
+    crate::components::load(&resources.components, load_context(metrics), None)
+        .await
+        .unwrap()
+}

@@ -10,7 +10,6 @@ use dapr_resources::loader::{self, LoadedResources};
 
 use super::reload::{Watch, reload};
 use super::*;
-use crate::config::Mode;
 use crate::observability::metrics::SidecarMetrics;
 
 fn parse(yaml: &str) -> LoadedResources {
@@ -18,13 +17,7 @@ fn parse(yaml: &str) -> LoadedResources {
 }
 
 fn context(metrics: &SidecarMetrics) -> LoadContext<'_> {
-    LoadContext {
-        mode: Mode::Standalone,
-        metrics,
-        app_id: "myapp",
-        namespace: "default",
-        pod_name: "",
-    }
+    crate::test_support::load_context(metrics)
 }
 
 fn component(name: &str, kind: &str, extra_spec: &str, metadata: &str) -> String {

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +18,6 @@ use dapr_kit::metrics::MetricsRegistry;
 use dapr_proto::google::rpc;
 use dapr_proto::runtime::dapr_client::DaprClient;
 use dapr_proto::runtime::{BulkPublishRequest, BulkPublishRequestEntry, PublishEventRequest};
-use dapr_resources::loader;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -29,8 +27,6 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 use super::scopes::TopicScopes;
-use crate::components::{LoadContext, load};
-use crate::config::Mode;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
 use crate::runtime::Runtime;
 use crate::secrets::SecretScopes;
@@ -81,15 +77,7 @@ async fn start() -> Sidecar {
     let registry = MetricsRegistry::new();
     let metrics =
         SidecarMetrics::register(&registry, &MetricsSettings::new("myapp", "default")).unwrap();
-    let resources = loader::parse_str(Path::new("resources.yaml"), &brokers()).unwrap();
-    let context = LoadContext {
-        mode: Mode::Standalone,
-        metrics: &metrics,
-        app_id: "myapp",
-        namespace: "default",
-        pod_name: "",
-    };
-    let set = load(&resources.components, context, None).await.unwrap();
+    let set = test_support::load_yaml(&brokers(), &metrics).await;
     let mut config = test_support::default_config();
     config.namespace = "default".to_owned();
     let PublicApis {

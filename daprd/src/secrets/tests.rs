@@ -24,8 +24,7 @@ use tempfile::TempDir;
 use tonic::transport::Channel;
 
 use super::{ScopesError, SecretScopes};
-use crate::components::{ComponentSet, KeyPrefix, LoadContext, SecretStoreHandle, load};
-use crate::config::Mode;
+use crate::components::{ComponentSet, KeyPrefix, SecretStoreHandle, load};
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
 use crate::test_support::{self, PublicApis};
 
@@ -89,14 +88,7 @@ fn parse(yaml: &str) -> LoadedResources {
 
 /// Starts `yaml`'s components with the component loader.
 async fn load_components(yaml: &str, metrics: &SidecarMetrics) -> ComponentSet {
-    let context = LoadContext {
-        mode: Mode::Standalone,
-        metrics,
-        app_id: "myapp",
-        namespace: "default",
-        pod_name: "",
-    };
-    load(&parse(yaml).components, context, None).await.unwrap()
+    test_support::load_yaml(yaml, metrics).await
 }
 
 /// The secret scopes of a Configuration resource's `spec.secrets`.
@@ -652,13 +644,7 @@ async fn a_secret_key_ref_resolves_through_the_components_secret_store_at_load()
     );
 
     let metrics = SidecarMetrics::disabled();
-    let context = LoadContext {
-        mode: Mode::Standalone,
-        metrics: &metrics,
-        app_id: "myapp",
-        namespace: "default",
-        pod_name: "",
-    };
+    let context = test_support::load_context(&metrics);
     for (secret, key, reason) in [
         (
             "missing",

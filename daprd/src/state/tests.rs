@@ -23,7 +23,6 @@ use dapr_proto::runtime::{
     GetBulkStateRequest, GetStateRequest, QueryStateRequest, SaveStateRequest,
     TransactionalStateOperation,
 };
-use dapr_resources::loader::{self};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -33,8 +32,6 @@ use tempfile::TempDir;
 use tonic::transport::Channel;
 
 use super::{Protocol, errors};
-use crate::components::{LoadContext, load};
-use crate::config::Mode;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
 use crate::runtime::Runtime;
 use crate::secrets::SecretScopes;
@@ -87,15 +84,7 @@ async fn start_with(yaml: impl FnOnce(&Path) -> String) -> Sidecar {
     let registry = MetricsRegistry::new();
     let metrics =
         SidecarMetrics::register(&registry, &MetricsSettings::new("myapp", "default")).unwrap();
-    let resources = loader::parse_str(Path::new("resources.yaml"), &yaml(dir.path())).unwrap();
-    let context = LoadContext {
-        mode: Mode::Standalone,
-        metrics: &metrics,
-        app_id: "myapp",
-        namespace: "default",
-        pod_name: "",
-    };
-    let set = load(&resources.components, context, None).await.unwrap();
+    let set = test_support::load_yaml(&yaml(dir.path()), &metrics).await;
     let mut config = test_support::default_config();
     config.namespace = "default".to_owned();
     config.max_body_size = 64 << 10;
