@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 pub use config::RuntimeConfig;
 
 use crate::metadata::MetadataStore;
+use crate::pubsub::subscriptions;
 use crate::runtime::Runtime;
 
 /// The environment variable holding the pod's name (`{podName}` in component metadata).
@@ -97,6 +98,46 @@ fn enabled_features(startup: &resources::StartupResources) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Reads the app's programmatic subscriptions and reports them, merged with the
+/// declarative ones, in the metadata API. As upstream, only when a pub/sub component is
+/// loaded and `--disable-init-endpoints` does not name `subscribe`; a failure is logged
+/// and leaves the declarative subscriptions alone.
+async fn report_subscriptions(
+    runtime: &Runtime,
+    app: &channel::AppChannel,
+    resources: &dapr_resources::loader::LoadedResources,
+) {
+    if runtime.components.snapshot().pubsubs.is_empty() {
+        return;
+    }
+    let config = &runtime.config;
+    if config
+        .disable_init_endpoints
+        .iter()
+        .any(|endpoint| endpoint == "subscribe")
+    {
+        tracing::warn!(
+            "Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)"
+        );
+        return;
+    }
+    match subscriptions::discover(app, &config.app_id, config.app_api_token.as_deref()).await {
+        Ok(programmatic) => {
+            let declarative = subscriptions::declarative(
+                resources
+                    .subscriptions
+                    .iter()
+                    .map(|loaded| &loaded.resource),
+                &config.app_id,
+            );
+            runtime
+                .metadata
+                .set_subscriptions(&subscriptions::merge(&declarative, &programmatic));
+        }
+        Err(error) => tracing::error!("{error}"),
+    }
 }
 
 /// Runs the sidecar until `external` fires or the shutdown API is called, then stops its
@@ -321,6 +362,11 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         let stopped = shutdown.signal();
         tokio::select! {
             () = app.wait_for_app() => {}
+            () = stopped.wait() => {}
+        }
+        let stopped = shutdown.signal();
+        tokio::select! {
+            () = report_subscriptions(&runtime, app, &startup.resources) => {}
             () = stopped.wait() => {}
         }
         let app = app.clone();

@@ -11,6 +11,7 @@ use dapr_resources::loader::LoadedResources;
 
 use crate::components::Components;
 use crate::config::{AppProtocol, RuntimeConfig};
+use crate::pubsub::subscriptions::{self, Subscription};
 
 /// Extended-metadata key holding the runtime version, as upstream sets it.
 const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
@@ -30,7 +31,7 @@ pub struct MetadataStore {
     components: Arc<Components>,
     http_endpoints: Vec<runtime::MetadataHttpEndpoint>,
     resiliencies: Vec<runtime::MetadataResiliency>,
-    subscriptions: Vec<runtime::PubsubSubscription>,
+    subscriptions: RwLock<Vec<runtime::PubsubSubscription>>,
     enabled_features: Vec<String>,
     extended: RwLock<BTreeMap<String, String>>,
 }
@@ -84,36 +85,16 @@ impl MetadataStore {
                 name: loaded.resource.name().to_string(),
             })
             .collect();
-        let subscriptions = resources
-            .subscriptions
+        let declarative = subscriptions::declarative(
+            resources
+                .subscriptions
+                .iter()
+                .map(|loaded| &loaded.resource),
+            &config.app_id,
+        );
+        let subscriptions = subscriptions::merge(&declarative, &[])
             .iter()
-            .map(|loaded| {
-                let spec = &loaded.resource.spec;
-                runtime::PubsubSubscription {
-                    pubsub_name: spec.pubsubname.clone(),
-                    topic: spec.topic.clone(),
-                    metadata: spec.metadata.clone().into_iter().collect(),
-                    rules: Some(runtime::PubsubSubscriptionRules {
-                        rules: spec
-                            .routes
-                            .rules
-                            .iter()
-                            .map(|rule| runtime::PubsubSubscriptionRule {
-                                r#match: rule.match_expression.clone(),
-                                path: rule.path.clone(),
-                            })
-                            .chain((!spec.routes.default.is_empty()).then(|| {
-                                runtime::PubsubSubscriptionRule {
-                                    r#match: String::new(),
-                                    path: spec.routes.default.clone(),
-                                }
-                            }))
-                            .collect(),
-                    }),
-                    dead_letter_topic: spec.dead_letter_topic.clone(),
-                    r#type: runtime::PubsubSubscriptionType::Declarative as i32,
-                }
-            })
+            .map(Subscription::to_metadata)
             .collect();
         Self {
             app_id: config.app_id.clone(),
@@ -121,10 +102,23 @@ impl MetadataStore {
             components,
             http_endpoints,
             resiliencies,
-            subscriptions,
+            subscriptions: RwLock::new(subscriptions),
             enabled_features,
             extended: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// Replaces the reported subscriptions (declarative and programmatic, merged) once
+    /// the app's own are known.
+    pub fn set_subscriptions(&self, subscriptions: &[Subscription]) {
+        let mut reported = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *reported = subscriptions
+            .iter()
+            .map(Subscription::to_metadata)
+            .collect();
     }
 
     /// Sets an extended attribute; an empty key is ignored, as upstream does.
@@ -177,7 +171,11 @@ impl MetadataStore {
             active_actors_count: Vec::new(),
             registered_components,
             extended_metadata: extended,
-            subscriptions: self.subscriptions.clone(),
+            subscriptions: self
+                .subscriptions
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
             http_endpoints: self.http_endpoints.clone(),
             app_connection_properties: Some(self.app_connection.clone()),
             runtime_version: RUNTIME_VERSION.to_string(),

@@ -8,11 +8,14 @@
 //! component whose metadata mentions `{namespace}` gets `<namespace><topic>` on the
 //! broker. A bulk publish wraps every entry in its own CloudEvent (each with its own
 //! span id in the trace fields) and reports the entries the broker refused.
+//!
+//! What the app subscribes to is found in [`subscriptions`].
 
 mod cloudevent;
 mod content_type;
 pub mod errors;
 mod scopes;
+pub mod subscriptions;
 #[cfg(test)]
 mod tests;
 

@@ -14,5 +14,6 @@ mod secrets;
 mod servers;
 mod sidecar_api;
 mod state;
+mod subscriptions;
 mod support;
 mod wire;

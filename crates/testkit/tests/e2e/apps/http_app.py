@@ -7,6 +7,8 @@ and body. Special paths:
                   so huge bodies never sit in memory
   /sleep/<secs>   waits that long, then answers like any other path
   /healthz        200
+  GET /dapr/subscribe  a v2 `routes` subscription document (topic `orders` on pubsub
+                  `pubsub`), as an app subscribing programmatically returns it
 Listens on 127.0.0.1:$APP_PORT.
 """
 
@@ -14,6 +16,20 @@ import json
 import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+SUBSCRIPTIONS = [
+    {
+        "pubsubname": "pubsub",
+        "topic": "orders",
+        "routes": {
+            "rules": [{"match": 'event.type == "order.big"', "path": "/orders/big"}],
+            "default": "/orders",
+        },
+        "deadLetterTopic": "poison",
+        "metadata": {"rawPayload": "true"},
+    }
+]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -74,6 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if path == "/healthz":
             return self._reply(200, {"ok": True})
+        if path == "/dapr/subscribe" and self.command == "GET":
+            return self._reply(200, SUBSCRIPTIONS)
         if path == "/count":
             return self._reply(200, {"bytes": self._count()})
         body = self._body()
