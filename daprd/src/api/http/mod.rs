@@ -88,6 +88,23 @@ pub(crate) async fn read_whole(body: axum::body::Body) -> Result<axum::body::Byt
     })
 }
 
+/// Prefix of query parameters (and response headers) carrying request metadata.
+pub(crate) const METADATA_PREFIX: &str = "metadata.";
+
+/// The `metadata.*` query parameters without their prefix; the first of repeated ones
+/// wins, as Go's `URL.Query().Get`.
+pub(crate) fn request_metadata(
+    query: impl IntoIterator<Item = (String, String)>,
+) -> std::collections::HashMap<String, String> {
+    let mut metadata = std::collections::HashMap::new();
+    for (name, value) in query {
+        if let Some(name) = name.strip_prefix(METADATA_PREFIX) {
+            metadata.entry(name.to_owned()).or_insert(value);
+        }
+    }
+    metadata
+}
+
 /// `POST /v1.0/shutdown`: 204, then a graceful (or with `dapr-force-shutdown: true`,
 /// immediate) stop.
 async fn shutdown(

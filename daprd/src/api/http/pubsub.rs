@@ -16,15 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 
-use super::{ApiState, read_whole};
+use super::{ApiState, read_whole, request_metadata};
 use crate::error::ApiError;
 use crate::go_json::{self, GoValue};
 use crate::observability::trace::TraceContext;
 use crate::pubsub::{self, BulkEntry, BulkPublishError, Publisher, errors};
 use crate::state::Protocol;
-
-/// Prefix of the query parameters passed on as request metadata.
-const METADATA_PREFIX: &str = "metadata.";
 
 /// The publish routes; merged into the API router before its fallbacks are set.
 pub fn router() -> Router<ApiState> {
@@ -308,15 +305,4 @@ fn call_trace(
 ) -> Option<TraceContext> {
     span.map(|axum::Extension(context)| context)
         .or_else(|| TraceContext::from_http_headers(headers))
-}
-
-/// The `metadata.*` query parameters without their prefix; the first of repeated ones wins.
-fn request_metadata(query: Vec<(String, String)>) -> HashMap<String, String> {
-    let mut metadata = HashMap::new();
-    for (name, value) in query {
-        if let Some(name) = name.strip_prefix(METADATA_PREFIX) {
-            metadata.entry(name.to_owned()).or_insert(value);
-        }
-    }
-    metadata
 }

@@ -3,7 +3,7 @@
 //! as `<name>`; answers are upstream's JSON shapes: a secret's values by name, or for bulk
 //! every secret by name. A secret literally called `bulk` is not reachable, as upstream.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
@@ -11,12 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use dapr_components::secretstores::Secret;
 
-use super::ApiState;
+use super::{ApiState, request_metadata};
 use crate::error::ApiError;
 use crate::secrets;
-
-/// Prefix of the query parameters passed to the store as request metadata.
-const METADATA_PREFIX: &str = "metadata.";
 
 /// The secrets routes; merged into the API router before its fallbacks are set, so an
 /// unsupported verb is tried as an invocation like on every other route.
@@ -48,15 +45,4 @@ async fn bulk_get_secret(
     secrets::bulk_get_secret(&runtime, &store, &metadata)
         .await
         .map(Json)
-}
-
-/// The `metadata.*` query parameters without their prefix; the first of repeated ones wins.
-fn request_metadata(query: Vec<(String, String)>) -> HashMap<String, String> {
-    let mut metadata = HashMap::new();
-    for (name, value) in query {
-        if let Some(name) = name.strip_prefix(METADATA_PREFIX) {
-            metadata.entry(name.to_owned()).or_insert(value);
-        }
-    }
-    metadata
 }

@@ -32,13 +32,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ApiState, read_whole};
+use super::{ApiState, METADATA_PREFIX, read_whole, request_metadata};
 use crate::error::ApiError;
 use crate::go_json::{encode_value, write_data, write_string, write_string_map};
 use crate::state::{OperationKind, Protocol, StateApi, errors, options};
-
-/// The prefix of query parameters (and response headers) carrying metadata.
-const METADATA_PREFIX: &str = "metadata.";
 
 /// The state routes (the caller applies the shared state and middleware).
 pub fn router() -> Router<ApiState> {
@@ -144,17 +141,6 @@ fn query_parameters(uri: &Uri) -> HashMap<String, String> {
         parameters.entry(name).or_insert(value);
     }
     parameters
-}
-
-/// The `metadata.*` query parameters, without the prefix.
-fn request_metadata(parameters: &HashMap<String, String>) -> HashMap<String, String> {
-    parameters
-        .iter()
-        .filter_map(|(name, value)| {
-            name.strip_prefix(METADATA_PREFIX)
-                .map(|name| (name.to_owned(), value.clone()))
-        })
-        .collect()
 }
 
 /// `own` metadata with the query's metadata laid over it.
@@ -271,7 +257,7 @@ async fn save(
     if items.is_empty() {
         return Ok(no_content());
     }
-    let metadata = request_metadata(&query_parameters(&uri));
+    let metadata = request_metadata(query_parameters(&uri));
     let mut requests = Vec::with_capacity(items.len());
     for item in items {
         let (concurrency, consistency) = item.option_words();
@@ -307,7 +293,7 @@ async fn get_state(
     let found = store
         .get(GetRequest {
             key: path.key,
-            metadata: request_metadata(&parameters),
+            metadata: request_metadata(parameters.clone()),
             consistency,
         })
         .await?;
@@ -355,7 +341,7 @@ async fn delete_state(
         .delete(DeleteRequest {
             key: path.key,
             etag,
-            metadata: request_metadata(&parameters),
+            metadata: request_metadata(parameters.clone()),
             concurrency,
             consistency,
         })
@@ -387,7 +373,7 @@ async fn bulk_get(
     let request = decode_first::<Option<BulkGetBody>>(&body)
         .map_err(ApiError::malformed_request)?
         .unwrap_or_default();
-    let metadata = merged(request.metadata, &request_metadata(&query_parameters(&uri)));
+    let metadata = merged(request.metadata, &request_metadata(query_parameters(&uri)));
     let parallelism = request
         .parallelism
         .and_then(|parallelism| usize::try_from(parallelism).ok())
@@ -467,7 +453,7 @@ async fn transaction(
     if operations.is_empty() {
         return Ok(no_content());
     }
-    let query_metadata = request_metadata(&query_parameters(&uri));
+    let query_metadata = request_metadata(query_parameters(&uri));
     let mut parsed = Vec::with_capacity(operations.len());
     for operation in operations {
         let kind = store.operation_kind(operation.operation.as_deref().unwrap_or_default())?;
@@ -519,7 +505,7 @@ async fn query(
     let body = read_json_body(body).await?;
     let store = StateApi::new(&runtime, Protocol::Http).query_store(&path.store)?;
     let response = store
-        .query(&body, request_metadata(&query_parameters(&uri)))
+        .query(&body, request_metadata(query_parameters(&uri)))
         .await?;
     if response.results.is_empty() {
         return Ok(no_content());
