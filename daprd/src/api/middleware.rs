@@ -3,23 +3,16 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::Limited;
-
-use crate::error::ApiError;
 
 /// The header (HTTP) and metadata key (gRPC) carrying the API token.
 pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 
 /// The message of a body that outgrew `--max-body-size`, as upstream words it.
 pub const BODY_TOO_LARGE: &str = "stream exceeds the maximum allowed size";
-
-/// Whether `path` is one of the state API's routes.
-fn is_state_route(path: &str) -> bool {
-    path.starts_with("/v1.0/state/") || path.starts_with("/v1.0-alpha1/state/")
-}
 
 /// Health checks stay open without a token, as upstream keeps them.
 fn is_exempt_from_token(method: &Method, path: &str) -> bool {
@@ -74,19 +67,11 @@ pub async fn require_api_token_grpc(
     next.run(request).await
 }
 
-/// HTTP API: refuses bodies announced larger than `limit` and cuts off streams that grow
-/// past it, so no handler ever holds more than `limit` bytes of one request.
+/// HTTP API: cuts off request bodies that grow past `limit`, as upstream's limited reader
+/// does, so no handler ever holds more than `limit` bytes of one request. Each handler
+/// reports the cut-off the way its upstream counterpart does (a body read error, a
+/// malformed JSON document, a failed invocation).
 pub async fn limit_body(State(limit): State<u64>, request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    // State routes decode the (cut-off) body themselves and report a malformed request,
-    // as upstream's JSON decoder does; everything else is refused before it is read.
-    if announced.is_some_and(|length| length > limit) && !is_state_route(request.uri().path()) {
-        return ApiError::body_read(BODY_TOO_LARGE).into_response();
-    }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     next.run(request.map(|body| Body::new(Limited::new(body, limit))))
         .await

@@ -944,10 +944,11 @@ async fn bad_http_input_is_refused_with_upstreams_errors() {
 
     // Bodies over --max-body-size are refused by the body limit.
     let huge = format!(r#"[{{"key": "big", "value": "{}"}}]"#, "x".repeat(70 << 10));
-    sidecar
+    let body = sidecar
         .post("/v1.0/state/memory", &huge)
         .await
         .error(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST");
+    assert_eq!(body["message"], crate::api::middleware::BODY_TOO_LARGE);
     sidecar.get("/v1.0/state/memory/big").await.no_content();
 
     // Over gRPC, a message past the limit is ResourceExhausted, as grpc-go says it.

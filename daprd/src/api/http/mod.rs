@@ -78,8 +78,11 @@ pub(crate) async fn read_body(
 /// (a body past `--max-body-size`, or the transport's reason).
 pub(crate) async fn read_whole(body: axum::body::Body) -> Result<axum::body::Bytes, String> {
     axum::body::to_bytes(body, usize::MAX).await.map_err(|err| {
-        let oversize = std::error::Error::source(&err)
-            .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+        let oversize =
+            std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |error| {
+                error.source()
+            })
+            .any(|error| error.is::<http_body_util::LengthLimitError>());
         if oversize {
             middleware::BODY_TOO_LARGE.to_owned()
         } else {
