@@ -5,9 +5,11 @@
 //! Modules: [`nameresolution`] (how sidecars find each other), [`state`] (state stores),
 //! [`secretstores`] (secret stores), [`metadata`] and [`version`] (upstream's rules for
 //! reading component settings and matching versions) and [`sqlite`] (the SQLite
-//! connection rules both SQLite components share). The other building blocks (pub/sub, bindings, configuration, lock,
-//! crypto, HTTP middleware) get their modules here as they are built.
+//! connection rules both SQLite components share), [`pubsub`] (brokers) and [`bindings`]
+//! (input and output bindings). The other building blocks (configuration, lock, crypto,
+//! HTTP middleware) get their modules here as they are built.
 
+pub mod bindings;
 pub mod metadata;
 pub mod nameresolution;
 pub mod pubsub;

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use self::acks::{Outcome, QueueFull};
 use self::connection::Shared;
 pub use self::settings::{BrokerAddress, Settings, TlsPem};
+pub(crate) use self::settings::{has_pem_block, parse_url};
 use self::subscription::Delivery;
 pub use self::subscription::RETAINED_METADATA_KEY;
 use crate::metadata::Properties;
@@ -86,7 +87,11 @@ pub async fn open(properties: &Properties) -> Result<Mqtt3PubSub, PubSubError> {
 impl Mqtt3PubSub {
     /// Reads the settings and connects to the broker.
     pub async fn open(properties: &Properties) -> Result<Self, PubSubError> {
-        let settings = Settings::parse(properties)?;
+        Self::connect(Settings::parse(properties)?).await
+    }
+
+    /// Connects to the broker with settings read elsewhere (`bindings.mqtt3` reads its own).
+    pub(crate) async fn connect(settings: Settings) -> Result<Self, PubSubError> {
         let options = client_options(&settings)?;
         let (client, mut event_loop) = AsyncClient::new(options, REQUEST_QUEUE);
         let connack = match tokio::time::timeout(OPERATION_WAIT, event_loop.poll()).await {
@@ -205,7 +210,7 @@ fn parse_go_bool(text: &str) -> Option<bool> {
 }
 
 /// Upstream's "truthy" strings (`dapr/kit` `IsTruthy`).
-fn is_truthy(text: &str) -> bool {
+pub(crate) fn is_truthy(text: &str) -> bool {
     matches!(
         text.trim().to_lowercase().as_str(),
         "y" | "yes" | "true" | "t" | "on" | "1"

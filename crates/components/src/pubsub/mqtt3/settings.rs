@@ -120,18 +120,22 @@ fn pem_setting(properties: &Properties, name: &str) -> Result<Option<String>, Pu
     let Some(text) = non_empty(properties, name) else {
         return Ok(None);
     };
-    // Any PEM section will do here (a key is not a certificate); the TLS setup reads them.
-    let has_block = text.contains("-----BEGIN ")
-        && (CertificateDer::pem_slice_iter(text.as_bytes())
-            .next()
-            .is_some()
-            || rustls::pki_types::PrivateKeyDer::from_pem_slice(text.as_bytes()).is_ok());
-    if !has_block {
+    if !has_pem_block(text) {
         return Err(PubSubError::InvalidMetadata(format!(
             "invalid TLS configuration: invalid {name}"
         )));
     }
     Ok(Some(text.to_owned()))
+}
+
+/// Whether `text` holds a PEM certificate or private key block. Any such section will do
+/// here (a key is not a certificate); the TLS setup reads them.
+pub(crate) fn has_pem_block(text: &str) -> bool {
+    text.contains("-----BEGIN ")
+        && (CertificateDer::pem_slice_iter(text.as_bytes())
+            .next()
+            .is_some()
+            || rustls::pki_types::PrivateKeyDer::from_pem_slice(text.as_bytes()).is_ok())
 }
 
 /// Reads `scheme://[user[:password]@]host[:port][/...]`, mapping upstream's scheme aliases

@@ -278,7 +278,7 @@ impl Worker {
 }
 
 /// `<queue>-<uuid>`, cut from the left to AMQP's length limit so the unique part stays.
-fn consumer_tag(queue: &str) -> String {
+pub(crate) fn consumer_tag(queue: &str) -> String {
     let tag = format!("{queue}-{}", uuid::Uuid::new_v4());
     let mut start = tag.len().saturating_sub(MAX_CONSUMER_TAG_LEN);
     while !tag.is_char_boundary(start) {

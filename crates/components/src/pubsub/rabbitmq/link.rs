@@ -1,22 +1,22 @@
 //! The one AMQP connection and channel a component instance shares between publishing
 //! and all its subscriptions, and upstream's reconnect rule: whoever sees the channel
 //! fail waits `reconnectWaitSeconds` and reconnects, unless someone already did (each
-//! connection has a number; a reconnect asked for an older number is stale).
+//! connection has a number; a reconnect asked for an older number is stale). The
+//! `bindings.rabbitmq` component connects through it too.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::settings::Settings;
-
 /// Why an operation on the shared channel failed.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum LinkError {
+pub(crate) enum LinkError {
     /// There is no open channel (a reconnect failed or has not happened yet).
     #[error("channel not initialized")]
     NotConnected,
@@ -30,7 +30,7 @@ pub(super) enum LinkError {
 
 /// The connection, its channel and what has been declared on it.
 #[derive(Default)]
-pub(super) struct State {
+pub(crate) struct State {
     connection: Option<Connection>,
     channel: Option<Channel>,
     /// Bumped by every successful (re)connect.
@@ -41,17 +41,17 @@ pub(super) struct State {
 
 impl State {
     /// The open channel, if any.
-    pub(super) fn channel(&self) -> Option<Channel> {
+    pub(crate) fn channel(&self) -> Option<Channel> {
         self.channel.clone()
     }
 
     /// The number of the current connection.
-    pub(super) fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 
     /// Declares an exchange once per connection.
-    pub(super) async fn ensure_exchange(
+    pub(crate) async fn ensure_exchange(
         &mut self,
         channel: &Channel,
         name: &str,
@@ -62,7 +62,7 @@ impl State {
         if self.declared.contains(name) {
             return Ok(());
         }
-        tracing::debug!("rabbitmq pub/sub: declaring exchange '{name}' of kind '{kind:?}'");
+        tracing::debug!("rabbitmq: declaring exchange '{name}' of kind '{kind:?}'");
         channel
             .exchange_declare(
                 name.into(),
@@ -86,29 +86,42 @@ impl State {
             && channel.status().connected()
             && let Err(error) = channel.close(200, "OK".into()).await
         {
-            tracing::debug!("rabbitmq pub/sub: closing the channel failed: {error}");
+            tracing::debug!("rabbitmq: closing the channel failed: {error}");
         }
         if let Some(connection) = self.connection.take()
             && connection.status().connected()
             && let Err(error) = connection.close(200, "OK".into()).await
         {
-            tracing::debug!("rabbitmq pub/sub: closing the connection failed: {error}");
+            tracing::debug!("rabbitmq: closing the connection failed: {error}");
         }
     }
 }
 
+/// Where and how a [`Link`] connects.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// The broker's URI, with the heartbeat and SASL mechanism applied.
+    pub uri: AMQPUri,
+    /// Client certificates and extra roots, used with `amqps`.
+    pub tls: OwnedTLSConfig,
+    /// The connection name shown by the broker.
+    pub connection_name: Option<String>,
+    /// Whether the channel is put in confirm mode.
+    pub publisher_confirm: bool,
+}
+
 /// The shared connection of one component instance.
-pub(super) struct Link {
-    settings: Arc<Settings>,
+pub(crate) struct Link {
+    endpoint: Endpoint,
     state: Mutex<State>,
     closed: AtomicBool,
 }
 
 impl Link {
     /// Connects for the first time.
-    pub(super) async fn open(settings: Arc<Settings>) -> Result<Self, LinkError> {
+    pub(crate) async fn open(endpoint: Endpoint) -> Result<Self, LinkError> {
         let link = Self {
-            settings,
+            endpoint,
             state: Mutex::new(State::default()),
             closed: AtomicBool::new(false),
         };
@@ -117,24 +130,24 @@ impl Link {
     }
 
     /// The connection state, locked.
-    pub(super) async fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().await
     }
 
     /// Whether [`Link::close`] was called.
-    pub(super) fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
     /// Replaces the connection numbered `count`; does nothing when it was already
     /// replaced.
-    pub(super) async fn reconnect(&self, count: u64) -> Result<(), LinkError> {
+    pub(crate) async fn reconnect(&self, count: u64) -> Result<(), LinkError> {
         let mut state = self.state.lock().await;
         if self.is_closed() {
             return Err(LinkError::Closed);
         }
         if count != state.count {
-            tracing::info!("rabbitmq pub/sub: stale reconnect attempt");
+            tracing::info!("rabbitmq: stale reconnect attempt");
             return Ok(());
         }
         state.reset().await;
@@ -142,22 +155,19 @@ impl Link {
         state.connection = Some(connection);
         state.channel = Some(channel);
         state.count += 1;
-        tracing::info!(
-            "rabbitmq pub/sub: connected with connectionCount={}",
-            state.count
-        );
+        tracing::info!("rabbitmq: connected with connectionCount={}", state.count);
         Ok(())
     }
 
     async fn dial(&self) -> Result<(Connection, Channel), LinkError> {
         let mut properties = ConnectionProperties::default();
-        if let Some(name) = &self.settings.client_name {
+        if let Some(name) = &self.endpoint.connection_name {
             properties = properties.with_connection_name(name.as_str().into());
         }
         let connection = Connection::connect_uri_with_config(
-            self.settings.uri.clone(),
+            self.endpoint.uri.clone(),
             properties,
-            self.settings.tls.clone(),
+            self.endpoint.tls.clone(),
             lapin::runtime::default_runtime()?,
         )
         .await?;
@@ -173,7 +183,7 @@ impl Link {
 
     async fn open_channel(&self, connection: &Connection) -> Result<Channel, LinkError> {
         let channel = connection.create_channel().await?;
-        if self.settings.publisher_confirm {
+        if self.endpoint.publisher_confirm {
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
@@ -182,7 +192,7 @@ impl Link {
     }
 
     /// Whether the connection is up.
-    pub(super) async fn is_connected(&self) -> bool {
+    pub(crate) async fn is_connected(&self) -> bool {
         let state = self.state.lock().await;
         state
             .channel
@@ -191,7 +201,7 @@ impl Link {
     }
 
     /// Stops reconnecting and closes the connection.
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let mut state = self.state.lock().await;
         self.closed.store(true, Ordering::SeqCst);
         state.reset().await;
@@ -200,7 +210,7 @@ impl Link {
 
 /// Whether a failure means the channel or connection is gone and must be replaced
 /// (upstream reconnects when there is no channel or it is no longer open).
-pub(super) fn must_reconnect(channel: Option<&Channel>, error: &LinkError) -> bool {
+pub(crate) fn must_reconnect(channel: Option<&Channel>, error: &LinkError) -> bool {
     let Some(channel) = channel else {
         return true;
     };

@@ -20,13 +20,13 @@ use crate::pubsub::{
     Feature, MessageHandler, PubSub, PubSubError, PublishRequest, SubscribeRequest, Subscription,
 };
 
-mod consumer;
-mod link;
-mod settings;
+pub(crate) mod consumer;
+pub(crate) mod link;
+pub(crate) mod settings;
 mod topology;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use consumer::Worker;
 use link::{Link, LinkError, must_reconnect};
@@ -68,7 +68,7 @@ impl std::fmt::Debug for RabbitMqPubSub {
 /// Reads the settings and connects.
 pub async fn open(properties: &Properties) -> Result<RabbitMqPubSub, PubSubError> {
     let settings = Arc::new(Settings::from_properties(properties)?);
-    let link = Link::open(settings.clone())
+    let link = Link::open(settings.endpoint())
         .await
         .map_err(|error| PubSubError::Backend(format!("{ERROR_PREFIX} {error}")))?;
     Ok(RabbitMqPubSub {
@@ -174,7 +174,7 @@ fn publish_properties(
 }
 
 /// A non-empty metadata value, by exact name first and then without regard to case.
-fn lookup<'a>(
+pub(crate) fn lookup<'a>(
     metadata: &'a std::collections::HashMap<String, String>,
     key: &str,
 ) -> Option<&'a str> {

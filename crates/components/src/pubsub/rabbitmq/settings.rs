@@ -11,6 +11,7 @@ use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use super::link::Endpoint;
 use crate::metadata::{MetadataError, Properties};
 use crate::pubsub::{CONSUMER_ID_METADATA_KEY, PubSubError};
 
@@ -193,8 +194,20 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Where and how the shared connection connects.
+    pub(super) fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            uri: self.uri.clone(),
+            tls: self.tls.clone(),
+            connection_name: self.client_name.clone(),
+            publisher_confirm: self.publisher_confirm,
+        }
+    }
+}
+
 /// The time to live a publish asks for in `ttl` or `ttlInSeconds` (any case).
-pub(super) fn message_ttl(metadata: &HashMap<String, String>) -> Result<Option<Duration>, String> {
+pub(crate) fn message_ttl(metadata: &HashMap<String, String>) -> Result<Option<Duration>, String> {
     let text = ["ttl", "ttlInSeconds"].iter().find_map(|key| {
         metadata
             .iter()
@@ -206,7 +219,7 @@ pub(super) fn message_ttl(metadata: &HashMap<String, String>) -> Result<Option<D
 
 /// A time to live as upstream reads it: Go duration text, or else a whole number of
 /// seconds above zero. Unset is `None`.
-fn parse_ttl(text: Option<&str>) -> Result<Option<Duration>, String> {
+pub(crate) fn parse_ttl(text: Option<&str>) -> Result<Option<Duration>, String> {
     let Some(text) = text else {
         return Ok(None);
     };

@@ -515,14 +515,16 @@ async fn unsubscribe_waits_for_handlers_and_settles_their_messages() {
     let _ = connection.close(200, "OK".into()).await;
 }
 
-/// A TCP relay to the broker whose connections can be cut, as a broker restart cuts them.
-struct Relay {
-    port: u16,
+/// A TCP relay to the broker whose connections can be cut, as a broker restart cuts them
+/// (the `bindings.rabbitmq` tests use it too).
+pub(crate) struct Relay {
+    /// The port the relay listens on.
+    pub(crate) port: u16,
     cut: tokio::sync::watch::Sender<u64>,
 }
 
 impl Relay {
-    async fn start(target: u16) -> Self {
+    pub(crate) async fn start(target: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, watcher) = tokio::sync::watch::channel(0u64);
@@ -544,7 +546,7 @@ impl Relay {
         Self { port, cut }
     }
 
-    fn cut_connections(&self) {
+    pub(crate) fn cut_connections(&self) {
         self.cut.send_modify(|generation| *generation += 1);
     }
 }

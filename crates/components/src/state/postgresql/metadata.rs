@@ -1,7 +1,8 @@
 //! The component's settings, with upstream's names and defaults for each version:
 //! table names (`tableName` for v1, `tablePrefix` for v2), `metadataTableName`,
 //! `timeout`, `cleanupInterval`, the pool knobs (`maxConns`, `connectionMaxIdleTime`,
-//! `queryExecMode`) and the cloud sign-in flags this build refuses.
+//! `queryExecMode`) and the cloud sign-in flags this build refuses. The connection and
+//! pool part ([`pool_options`], [`timeout`]) is shared with `bindings.postgresql`.
 
 use std::time::Duration;
 
@@ -46,9 +47,7 @@ impl Settings {
         properties: &Properties,
         version: PostgresVersion,
     ) -> Result<Self, StateError> {
-        refuse_cloud_sign_in(properties)?;
-        let connection =
-            connection::from_properties(properties).map_err(StateError::InvalidMetadata)?;
+        let pool = pool_options(properties)?;
 
         let (state_table, migrations_key, last_cleanup_key) = match version {
             PostgresVersion::V1 => (
@@ -76,54 +75,10 @@ impl Settings {
             .to_owned();
         validate_table_name("metadataTableName", &metadata_table)?;
 
-        let timeout = properties
-            .duration("timeout", &["timeoutInSeconds"])
-            .map_err(|error| StateError::InvalidMetadata(error.to_string()))?
-            .unwrap_or(DEFAULT_TIMEOUT);
-        if timeout < Duration::from_secs(1) {
-            return Err(StateError::InvalidMetadata(
-                "invalid value for 'timeout': must be greater than 1s".into(),
-            ));
-        }
-
-        let max_conns = match non_empty(properties, "maxConns") {
-            Some(text) => {
-                let max: i64 = text.parse().map_err(|_| {
-                    StateError::InvalidMetadata(format!(
-                        "invalid value for 'maxConns': {text:?} is not a whole number"
-                    ))
-                })?;
-                usize::try_from(max).ok().filter(|max| *max > 0)
-            }
-            None => None,
-        }
-        .or(connection.max_conns)
-        .unwrap_or_else(default_max_conns);
-
-        let max_idle_time = properties
-            .duration("connectionMaxIdleTime", &[])
-            .map_err(|error| StateError::InvalidMetadata(error.to_string()))?
-            .filter(|idle| !idle.is_zero())
-            .or(connection.max_idle_time);
-
-        let mode_text = non_empty(properties, "queryExecMode")
-            .map(str::to_owned)
-            .or(connection.exec_mode)
-            .unwrap_or_default();
-        let exec_mode = ExecMode::parse(&mode_text).ok_or_else(|| {
-            StateError::InvalidMetadata(format!(
-                "invalid queryExecMode metadata value: {mode_text}"
-            ))
-        })?;
+        let timeout = timeout(properties)?;
 
         Ok(Self {
-            pool: PoolOptions {
-                config: connection.config,
-                tls: connection.tls,
-                max_conns,
-                max_idle_time,
-                exec_mode,
-            },
+            pool,
             state_table,
             metadata_table,
             migrations_key,
@@ -132,6 +87,65 @@ impl Settings {
             cleanup_interval: cleanup_interval(properties)?,
         })
     }
+}
+
+/// The connection and pool settings every PostgreSQL component shares (upstream's
+/// `PostgresAuthMetadata`): the connection string and its overrides, `maxConns`,
+/// `connectionMaxIdleTime` and `queryExecMode`, refusing the cloud sign-in flags.
+pub(crate) fn pool_options(properties: &Properties) -> Result<PoolOptions, StateError> {
+    refuse_cloud_sign_in(properties)?;
+    let connection =
+        connection::from_properties(properties).map_err(StateError::InvalidMetadata)?;
+
+    let max_conns = match non_empty(properties, "maxConns") {
+        Some(text) => {
+            let max: i64 = text.parse().map_err(|_| {
+                StateError::InvalidMetadata(format!(
+                    "invalid value for 'maxConns': {text:?} is not a whole number"
+                ))
+            })?;
+            usize::try_from(max).ok().filter(|max| *max > 0)
+        }
+        None => None,
+    }
+    .or(connection.max_conns)
+    .unwrap_or_else(default_max_conns);
+
+    let max_idle_time = properties
+        .duration("connectionMaxIdleTime", &[])
+        .map_err(|error| StateError::InvalidMetadata(error.to_string()))?
+        .filter(|idle| !idle.is_zero())
+        .or(connection.max_idle_time);
+
+    let mode_text = non_empty(properties, "queryExecMode")
+        .map(str::to_owned)
+        .or(connection.exec_mode)
+        .unwrap_or_default();
+    let exec_mode = ExecMode::parse(&mode_text).ok_or_else(|| {
+        StateError::InvalidMetadata(format!("invalid queryExecMode metadata value: {mode_text}"))
+    })?;
+
+    Ok(PoolOptions {
+        config: connection.config,
+        tls: connection.tls,
+        max_conns,
+        max_idle_time,
+        exec_mode,
+    })
+}
+
+/// `timeout` (alias `timeoutInSeconds`): 20s unless set, and at least one second.
+pub(crate) fn timeout(properties: &Properties) -> Result<Duration, StateError> {
+    let timeout = properties
+        .duration("timeout", &["timeoutInSeconds"])
+        .map_err(|error| StateError::InvalidMetadata(error.to_string()))?
+        .unwrap_or(DEFAULT_TIMEOUT);
+    if timeout < Duration::from_secs(1) {
+        return Err(StateError::InvalidMetadata(
+            "invalid value for 'timeout': must be greater than 1s".into(),
+        ));
+    }
+    Ok(timeout)
 }
 
 fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
@@ -149,7 +163,7 @@ fn refuse_cloud_sign_in(properties: &Properties) -> Result<(), StateError> {
             .map_err(|error| StateError::InvalidMetadata(error.to_string()))?;
         if enabled == Some(true) {
             return Err(StateError::InvalidMetadata(format!(
-                "'{flag}' is set but {what} authentication is not supported by this state store: use a connection string with a user and password"
+                "'{flag}' is set but {what} authentication is not supported by this build: use a connection string with a user and password"
             )));
         }
     }

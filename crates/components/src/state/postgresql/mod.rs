@@ -27,9 +27,9 @@
 mod cleanup;
 mod connection;
 mod layout;
-mod metadata;
+pub(crate) mod metadata;
 mod migrations;
-mod pool;
+pub(crate) mod pool;
 mod query;
 mod store;
 mod tls;

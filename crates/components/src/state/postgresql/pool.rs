@@ -1,7 +1,9 @@
 //! A small connection pool over `tokio-postgres`: at most `max` connections, idle ones
 //! reused (and dropped after the configured idle time), new ones opened with or without
 //! TLS as module `tls` plans (trying the next attempt when one fails, as pgx does), and
-//! one way to run a statement whatever `queryExecMode` asks for.
+//! one way to run a statement whatever `queryExecMode` asks for: with parameters of
+//! declared types (the state store's own SQL) or of types the server infers (the SQL
+//! apps send through `bindings.postgresql`).
 //!
 //! A leased connection goes back to the pool only when it is known to be in a clean
 //! state: no statement in flight (the caller's future was not dropped half-way) and no
@@ -17,7 +19,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, Config, NoTls, Row, Socket, Statement};
+use tokio_postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Socket, Statement};
 
 use super::tls::{Attempt, Tls};
 use crate::state::StateError;
@@ -291,7 +293,7 @@ impl Lease<'_> {
         params: &[Param],
     ) -> Result<Vec<Row>, StateError> {
         self.clean = false;
-        let result = self.run_query(sql, params).await;
+        let result = self.run_query(sql, &typed(params)).await;
         self.clean = true;
         result.map_err(|error| StateError::Backend(describe(&error)))
     }
@@ -299,9 +301,59 @@ impl Lease<'_> {
     /// Runs a statement and returns how many rows it touched.
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StateError> {
         self.clean = false;
-        let result = self.run_execute(sql, params).await;
+        let result = self.run_execute(sql, &typed(params)).await;
         self.clean = true;
         result.map_err(|error| StateError::Backend(describe(&error)))
+    }
+
+    /// Runs a statement whose parameter types the server infers from the SQL text (the
+    /// unnamed mode declares them `unknown`), keeping the driver's error.
+    pub(crate) async fn query_inferred(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.clean = false;
+        let result = self.run_query(sql, &inferred(params)).await;
+        self.clean = true;
+        result
+    }
+
+    /// Like [`Lease::query_inferred`], returning how many rows the statement touched.
+    pub(crate) async fn execute_inferred(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.clean = false;
+        let result = self.run_execute(sql, &inferred(params)).await;
+        self.clean = true;
+        result
+    }
+
+    /// Runs parameterless SQL text, possibly several statements, with the simple protocol
+    /// and returns the row count of the last one, keeping the driver's error.
+    pub(crate) async fn batch_counted(&mut self, sql: &str) -> Result<u64, tokio_postgres::Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(0);
+        };
+        self.clean = false;
+        let result = conn.client.simple_query(sql).await;
+        self.clean = true;
+        Ok(result?
+            .iter()
+            .rev()
+            .find_map(|message| match message {
+                SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    /// Closes the connection now instead of returning it to the pool (after SQL that may
+    /// have left a transaction open); later calls on this lease do nothing.
+    pub(crate) fn discard(&mut self) {
+        self.conn = None;
     }
 
     /// Runs parameterless SQL text, possibly several statements, with the simple protocol.
@@ -346,40 +398,40 @@ impl Lease<'_> {
     async fn run_query(
         &mut self,
         sql: &str,
-        params: &[Param],
+        params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         let mode = self.pool.options.exec_mode;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Vec::new());
         };
-        let refs = param_refs(params);
         match mode {
             ExecMode::Cached => {
                 let statement = conn.statement(sql).await?;
-                conn.client.query(&statement, &refs).await
+                let result = conn.client.query(&statement, &untyped(params)).await;
+                conn.forget_on_error(sql, result)
             }
-            ExecMode::Prepare => conn.client.query(sql, &refs).await,
-            ExecMode::Unnamed => conn.client.query_typed(sql, &typed(params)).await,
+            ExecMode::Prepare => conn.client.query(sql, &untyped(params)).await,
+            ExecMode::Unnamed => conn.client.query_typed(sql, params).await,
         }
     }
 
     async fn run_execute(
         &mut self,
         sql: &str,
-        params: &[Param],
+        params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<u64, tokio_postgres::Error> {
         let mode = self.pool.options.exec_mode;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(0);
         };
-        let refs = param_refs(params);
         match mode {
             ExecMode::Cached => {
                 let statement = conn.statement(sql).await?;
-                conn.client.execute(&statement, &refs).await
+                let result = conn.client.execute(&statement, &untyped(params)).await;
+                conn.forget_on_error(sql, result)
             }
-            ExecMode::Prepare => conn.client.execute(sql, &refs).await,
-            ExecMode::Unnamed => conn.client.execute_typed(sql, &typed(params)).await,
+            ExecMode::Prepare => conn.client.execute(sql, &untyped(params)).await,
+            ExecMode::Unnamed => conn.client.execute_typed(sql, params).await,
         }
     }
 }
@@ -395,6 +447,19 @@ impl Conn {
         }
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
+    }
+
+    /// Drops a cached statement that failed, so a statement invalidated by a schema
+    /// change is prepared again next time (as pgx does).
+    fn forget_on_error<T>(
+        &mut self,
+        sql: &str,
+        result: Result<T, tokio_postgres::Error>,
+    ) -> Result<T, tokio_postgres::Error> {
+        if result.is_err() {
+            self.statements.remove(sql);
+        }
+        result
     }
 }
 
@@ -413,11 +478,8 @@ impl Drop for Lease<'_> {
     }
 }
 
-fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|param| param as &(dyn ToSql + Sync))
-        .collect()
+fn untyped<'a>(params: &[(&'a (dyn ToSql + Sync), Type)]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|(param, _)| *param).collect()
 }
 
 fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
@@ -425,6 +487,10 @@ fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
         .iter()
         .map(|param| (param as &(dyn ToSql + Sync), param.pg_type()))
         .collect()
+}
+
+fn inferred<'a>(params: &[&'a (dyn ToSql + Sync)]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().map(|param| (*param, Type::UNKNOWN)).collect()
 }
 
 /// A driver error with the server's own message when there is one.
