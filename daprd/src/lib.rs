@@ -2,6 +2,7 @@
 //! channel back to the application, and the components behind every building block. This
 //! crate is the runtime as a library; `main.rs` only parses flags and calls [`run`].
 
+pub mod bindings;
 pub mod channel;
 pub mod components;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod observability;
 pub mod options;
 pub mod outbound_tls;
 pub mod pubsub;
+pub mod resiliency;
 pub mod resources;
 pub mod runtime;
 pub mod secrets;
@@ -101,43 +103,46 @@ fn enabled_features(startup: &resources::StartupResources) -> Vec<String> {
 }
 
 /// Reads the app's programmatic subscriptions and reports them, merged with the
-/// declarative ones, in the metadata API. As upstream, only when a pub/sub component is
-/// loaded and `--disable-init-endpoints` does not name `subscribe`; a failure is logged
-/// and leaves the declarative subscriptions alone.
-async fn report_subscriptions(
+/// declarative ones, in the metadata API; returns the merged list. As upstream, only when
+/// a pub/sub component is loaded; `--disable-init-endpoints` naming `subscribe` skips the
+/// app's list, and a failure to read it is logged: the declarative subscriptions remain.
+async fn app_subscriptions(
     runtime: &Runtime,
     app: &channel::AppChannel,
     resources: &dapr_resources::loader::LoadedResources,
-) {
+) -> Vec<subscriptions::Subscription> {
     if runtime.components.snapshot().pubsubs.is_empty() {
-        return;
+        return Vec::new();
     }
     let config = &runtime.config;
-    if config
+    let declarative = subscriptions::declarative(
+        resources
+            .subscriptions
+            .iter()
+            .map(|loaded| &loaded.resource),
+        &config.app_id,
+    );
+    let skip_app = config
         .disable_init_endpoints
         .iter()
-        .any(|endpoint| endpoint == "subscribe")
-    {
+        .any(|endpoint| endpoint == "subscribe");
+    let programmatic = if skip_app {
         tracing::warn!(
             "Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)"
         );
-        return;
-    }
-    match subscriptions::discover(app, &config.app_id, config.app_api_token.as_deref()).await {
-        Ok(programmatic) => {
-            let declarative = subscriptions::declarative(
-                resources
-                    .subscriptions
-                    .iter()
-                    .map(|loaded| &loaded.resource),
-                &config.app_id,
-            );
-            runtime
-                .metadata
-                .set_subscriptions(&subscriptions::merge(&declarative, &programmatic));
+        Vec::new()
+    } else {
+        match subscriptions::discover(app, &config.app_id, config.app_api_token.as_deref()).await {
+            Ok(programmatic) => programmatic,
+            Err(error) => {
+                tracing::error!("{error}");
+                Vec::new()
+            }
         }
-        Err(error) => tracing::error!("{error}"),
-    }
+    };
+    let merged = subscriptions::merge(&declarative, &programmatic);
+    runtime.metadata.set_subscriptions(&merged);
+    merged
 }
 
 /// Runs the sidecar until `external` fires or the shutdown API is called, then stops its
@@ -258,6 +263,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         shutdown: shutdown.clone(),
         invoker,
         components,
+        resiliencies: startup.resources.resiliencies.clone(),
         secret_scopes,
         metrics,
         tracing: tracing_pipeline,
@@ -358,6 +364,8 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
 
     // The sidecar serves its app's callers once the app listens, as upstream waits for it.
     outbound_ready.set_ready(true);
+    let mut subscriber_task = None;
+    let mut input_bindings_task = None;
     if let Some(app) = &app_channel {
         let stopped = shutdown.signal();
         tokio::select! {
@@ -365,10 +373,24 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             () = stopped.wait() => {}
         }
         let stopped = shutdown.signal();
-        tokio::select! {
-            () = report_subscriptions(&runtime, app, &startup.resources) => {}
-            () = stopped.wait() => {}
+        let subscriptions = tokio::select! {
+            subscriptions = app_subscriptions(&runtime, app, &startup.resources) => subscriptions,
+            () = stopped.wait() => Vec::new(),
+        };
+        if !subscriptions.is_empty() {
+            let subscriber = pubsub::delivery::Subscriber::new(
+                runtime.clone(),
+                pubsub::delivery::AppTarget::new(app, runtime.config.app_api_token.clone()),
+                subscriptions,
+            );
+            let health = app.health().subscribe();
+            let stop = shutdown.signal();
+            subscriber_task = Some(tokio::spawn(async move {
+                subscriber.run(health, stop).await;
+            }));
         }
+        let input_bindings = bindings::InputBindings::new(runtime.clone(), app.clone());
+        input_bindings_task = Some(tokio::spawn(input_bindings.run(shutdown.signal())));
         let app = app.clone();
         let stop = shutdown.signal();
         tokio::spawn(async move { app.run_health_checks(stop).await });
@@ -384,6 +406,18 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
     shutdown.trigger();
     let grace = runtime.config.graceful_shutdown;
     let drained = dapr_kit::shutdown::drain_within(grace, async {
+        // Subscriptions stop first: brokers stop pulling and deliveries in hand finish.
+        if let Some(task) = subscriber_task
+            && let Err(error) = task.await
+        {
+            tracing::error!("the subscriber task ended abnormally: {error}");
+        }
+        // So do input bindings: events in hand reach the app before components close.
+        if let Some(task) = input_bindings_task
+            && let Err(error) = task.await
+        {
+            tracing::error!("the input bindings task ended abnormally: {error}");
+        }
         let mut first_error = None;
         while let Some(joined) = servers.join_next().await {
             match joined {

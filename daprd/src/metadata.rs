@@ -3,6 +3,7 @@
 //! gRPC `SetMetadata`). Both edges render the same [`runtime::GetMetadataResponse`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use dapr_proto::runtime;
@@ -32,6 +33,9 @@ pub struct MetadataStore {
     http_endpoints: Vec<runtime::MetadataHttpEndpoint>,
     resiliencies: Vec<runtime::MetadataResiliency>,
     subscriptions: RwLock<Vec<runtime::PubsubSubscription>>,
+    /// Open streaming subscriptions by connection id, listed after the others.
+    streams: RwLock<Vec<(u64, runtime::PubsubSubscription)>>,
+    next_stream: AtomicU64,
     enabled_features: Vec<String>,
     extended: RwLock<BTreeMap<String, String>>,
 }
@@ -103,6 +107,8 @@ impl MetadataStore {
             http_endpoints,
             resiliencies,
             subscriptions: RwLock::new(subscriptions),
+            streams: RwLock::new(Vec::new()),
+            next_stream: AtomicU64::new(1),
             enabled_features,
             extended: RwLock::new(BTreeMap::new()),
         }
@@ -119,6 +125,24 @@ impl MetadataStore {
             .iter()
             .map(Subscription::to_metadata)
             .collect();
+    }
+
+    /// Lists an opened streaming subscription; returns its connection id.
+    pub fn add_stream_subscription(&self, subscription: &Subscription) -> u64 {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        self.streams
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((id, subscription.to_metadata()));
+        id
+    }
+
+    /// Removes the streaming subscription of connection `id` from the list.
+    pub fn remove_stream_subscription(&self, id: u64) {
+        self.streams
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|(stream, _)| *stream != id);
     }
 
     /// Sets an extended attribute; an empty key is ignored, as upstream does.
@@ -175,7 +199,16 @@ impl MetadataStore {
                 .subscriptions
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone(),
+                .iter()
+                .cloned()
+                .chain(
+                    self.streams
+                        .read()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .iter()
+                        .map(|(_, subscription)| subscription.clone()),
+                )
+                .collect(),
             http_endpoints: self.http_endpoints.clone(),
             app_connection_properties: Some(self.app_connection.clone()),
             runtime_version: RUNTIME_VERSION.to_string(),

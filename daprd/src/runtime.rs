@@ -5,6 +5,9 @@ use dapr_kit::shutdown::Shutdown;
 
 use std::sync::Arc;
 
+use dapr_resources::loader::Loaded;
+use dapr_resources::resiliency::Resiliency;
+
 use crate::components::Components;
 use crate::config::RuntimeConfig;
 use crate::invoke::Invoker;
@@ -30,6 +33,8 @@ pub struct Runtime {
     pub invoker: Arc<Invoker>,
     /// The started components (state stores, secret stores, ...).
     pub components: Arc<Components>,
+    /// The loaded resiliency resources.
+    pub resiliencies: Vec<Loaded<Resiliency>>,
     /// Which secrets the app may read from each secret store.
     pub secret_scopes: SecretScopes,
     /// Upstream's metric families.

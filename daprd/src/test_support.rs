@@ -92,6 +92,22 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
     address
 }
 
+/// POSTs `body` as `content_type` to `path` on `address`; returns the status.
+pub async fn post(
+    address: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> axum::http::StatusCode {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = axum::http::Request::post(format!("http://{address}{path}"))
+        .header("content-type", content_type)
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    client.request(request).await.unwrap().status()
+}
+
 /// A sidecar for app `myapp` serving only its public APIs.
 pub struct PublicApis {
     /// The shared runtime.
@@ -109,6 +125,17 @@ pub async fn serve_public_apis(
     set: crate::components::ComponentSet,
     scopes: crate::secrets::SecretScopes,
     metrics: crate::observability::metrics::SidecarMetrics,
+) -> PublicApis {
+    serve_public_apis_with_resiliencies(config, set, scopes, metrics, Vec::new()).await
+}
+
+/// [`serve_public_apis`] with the resiliency resources `resiliencies`.
+pub async fn serve_public_apis_with_resiliencies(
+    config: crate::config::RuntimeConfig,
+    set: crate::components::ComponentSet,
+    scopes: crate::secrets::SecretScopes,
+    metrics: crate::observability::metrics::SidecarMetrics,
+    resiliencies: Vec<dapr_resources::loader::Loaded<dapr_resources::resiliency::Resiliency>>,
 ) -> PublicApis {
     let components = Arc::new(crate::components::Components::new(set));
     let metadata = crate::metadata::MetadataStore::new(
@@ -134,6 +161,7 @@ pub async fn serve_public_apis(
         shutdown: dapr_kit::shutdown::Shutdown::new(),
         invoker,
         components,
+        resiliencies,
         secret_scopes: scopes,
         metrics,
         tracing: crate::observability::trace::Tracing::disabled(),

@@ -13,14 +13,14 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use dapr_components::metadata::Properties;
-use dapr_components::{pubsub, secretstores, state};
+use dapr_components::{bindings, pubsub, secretstores, state};
 use dapr_resources::Component;
 use dapr_resources::loader::Loaded;
 
 use super::secret_refs;
 use super::{
-    ComponentSet, ComponentStatus, KEY_PREFIX_METADATA, KeyPrefix, PubSubHandle, SecretStoreHandle,
-    StateStoreHandle,
+    BindingHandle, ComponentSet, ComponentStatus, KEY_PREFIX_METADATA, KeyPrefix, PubSubHandle,
+    SecretStoreHandle, StateStoreHandle,
 };
 use crate::config::Mode;
 use crate::observability::metrics::SidecarMetrics;
@@ -32,7 +32,6 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Building blocks this build does not provide yet: their components are skipped with a
 /// warning instead of stopping the sidecar.
 const NOT_YET_BUILT: &[&str] = &[
-    "bindings",
     "configuration",
     "lock",
     "crypto",
@@ -77,6 +76,7 @@ enum Started {
     State(Arc<StateStoreHandle>),
     Secret(Arc<SecretStoreHandle>),
     PubSub(Arc<PubSubHandle>),
+    Binding(Arc<BindingHandle>),
     Skipped,
 }
 
@@ -152,6 +152,11 @@ pub async fn load(
                 set.pubsubs.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::Binding(handle)) => {
+                status.capabilities = handle.capabilities();
+                set.bindings.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Skipped) => continue,
             Err(reason) => {
                 context
@@ -201,6 +206,8 @@ fn carry_over(
             .insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.pubsubs.get(name) {
         set.pubsubs.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.bindings.get(name) {
+        set.bindings.insert(name.to_owned(), Arc::clone(handle));
     } else {
         return false;
     }
@@ -282,6 +289,17 @@ async fn start(
                 scopes: TopicScopes::from_settings(&settings, context.app_id),
                 namespace_scoped,
             })))
+        }
+        "bindings" => {
+            let binding = bindings::open(&spec.type_, &spec.version, &properties)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Started::Binding(Arc::new(BindingHandle::new(
+                name,
+                &spec.type_,
+                binding,
+                &settings,
+            ))))
         }
         _ => Err(format!("incorrect type {}", spec.type_)),
     }

@@ -18,12 +18,16 @@ pub use load::{ComponentError, LoadContext, load};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::watch;
+
 use dapr_components::pubsub::PubSub;
 use dapr_components::secretstores::SecretStore;
 use dapr_components::state::StateStore;
 use dapr_resources::Component;
 
 use crate::pubsub::TopicScopes;
+
+pub use crate::bindings::BindingHandle;
 
 /// A state store and how the sidecar uses it.
 pub struct StateStoreHandle {
@@ -116,6 +120,8 @@ pub struct ComponentSet {
     pub secret_stores: BTreeMap<String, Arc<SecretStoreHandle>>,
     /// Pub/sub brokers by name.
     pub pubsubs: BTreeMap<String, Arc<PubSubHandle>>,
+    /// Bindings by name.
+    pub bindings: BTreeMap<String, Arc<BindingHandle>>,
     /// Every component that was given, started or failed, in load order.
     pub statuses: Vec<ComponentStatus>,
     /// The resource each started component was created from, by name.
@@ -136,6 +142,11 @@ impl ComponentSet {
     /// The pub/sub component called `name`.
     pub fn pubsub(&self, name: &str) -> Option<&Arc<PubSubHandle>> {
         self.pubsubs.get(name)
+    }
+
+    /// The binding called `name`.
+    pub fn binding(&self, name: &str) -> Option<&Arc<BindingHandle>> {
+        self.bindings.get(name)
     }
 
     /// Closes every store (at shutdown, or when a start-up fails half-way).
@@ -171,6 +182,15 @@ impl ComponentSet {
                 tracing::warn!("failed to close pubsub {}: {error}", handle.name);
             }
         }
+        for handle in self.bindings.values() {
+            if !successor
+                .bindings
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle))
+            {
+                handle.close().await;
+            }
+        }
     }
 }
 
@@ -178,6 +198,8 @@ impl ComponentSet {
 #[derive(Debug, Default)]
 pub struct Components {
     current: RwLock<Arc<ComponentSet>>,
+    /// How many times the set was replaced; watched by those following reloads.
+    replacements: watch::Sender<u64>,
 }
 
 impl Components {
@@ -185,7 +207,13 @@ impl Components {
     pub fn new(set: ComponentSet) -> Self {
         Self {
             current: RwLock::new(Arc::new(set)),
+            replacements: watch::Sender::default(),
         }
+    }
+
+    /// A receiver that sees every replacement of the set.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.replacements.subscribe()
     }
 
     /// The current set.
@@ -198,10 +226,14 @@ impl Components {
 
     /// Publishes `set`, returning the one it replaces.
     pub fn replace(&self, set: ComponentSet) -> Arc<ComponentSet> {
-        let mut current = self
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::replace(&mut *current, Arc::new(set))
+        let replaced = {
+            let mut current = self
+                .current
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::replace(&mut *current, Arc::new(set))
+        };
+        self.replacements.send_modify(|count| *count += 1);
+        replaced
     }
 }

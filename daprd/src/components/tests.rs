@@ -49,9 +49,9 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
         ),
         component(
             "ticks",
-            "bindings.cron",
+            "lock.redis",
             "",
-            "  - name: schedule\n    value: \"@every 1s\"\n",
+            "  - name: redisHost\n    value: \"localhost:6379\"\n",
         ),
     ]
     .join("---\n");

@@ -13,8 +13,11 @@
 
 mod cloudevent;
 mod content_type;
+pub mod delivery;
 pub mod errors;
+pub mod routing;
 mod scopes;
+pub mod streaming;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;

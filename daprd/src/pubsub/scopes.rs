@@ -45,6 +45,11 @@ impl TopicScopes {
         self.is_allowed(topic, &self.publishing_scopes)
     }
 
+    /// Whether this app may subscribe to `topic`.
+    pub fn may_subscribe(&self, topic: &str) -> bool {
+        self.is_allowed(topic, &self.subscription_scopes)
+    }
+
     /// Upstream's `IsOperationAllowed`.
     fn is_allowed(&self, topic: &str, scoped: &[String]) -> bool {
         let listed = |list: &[String]| list.iter().any(|item| item == topic);

@@ -2,6 +2,7 @@
 //! implemented here by calling the core; the rest answer `Unimplemented` (generated
 //! defaults), as upstream does for APIs it does not serve.
 
+mod bindings;
 pub mod invoke;
 mod message_limit;
 pub mod proxy;
@@ -9,6 +10,7 @@ mod pubsub;
 mod secrets;
 mod size_status;
 mod state;
+mod subscribe;
 
 use std::sync::Arc;
 
@@ -135,6 +137,23 @@ impl Dapr for DaprApi {
         request: Request<runtime::BulkPublishRequest>,
     ) -> Result<Response<runtime::BulkPublishResponse>, Status> {
         pubsub::bulk_publish_event(&self.runtime, request).await
+    }
+
+    async fn subscribe_topic_events_alpha1(
+        &self,
+        request: Request<tonic::Streaming<runtime::SubscribeTopicEventsRequestAlpha1>>,
+    ) -> Result<
+        Response<tonic::codegen::BoxStream<runtime::SubscribeTopicEventsResponseAlpha1>>,
+        Status,
+    > {
+        subscribe::subscribe_topic_events(&self.runtime, request).await
+    }
+
+    async fn invoke_binding(
+        &self,
+        request: Request<runtime::InvokeBindingRequest>,
+    ) -> Result<Response<runtime::InvokeBindingResponse>, Status> {
+        bindings::invoke_binding(&self.runtime, request).await
     }
 
     async fn shutdown(

@@ -1,6 +1,7 @@
 //! The public HTTP API (`/v1.0/...`), served with axum. Handlers decode, call the core and
 //! encode; errors are [`ApiError`]s rendered as upstream's JSON bodies.
 
+mod bindings;
 mod healthz;
 pub mod invoke;
 mod metadata;
@@ -34,6 +35,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata", get(metadata::get_metadata))
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
+        .merge(bindings::router())
         .merge(pubsub::router())
         .merge(secrets::router())
         .merge(state::router())

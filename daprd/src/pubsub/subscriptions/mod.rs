@@ -32,6 +32,8 @@ pub enum SubscriptionType {
     Declarative,
     /// Reported by the app at start.
     Programmatic,
+    /// Opened by the app on a stream (`SubscribeTopicEventsAlpha1`).
+    Streaming,
 }
 
 impl SubscriptionType {
@@ -40,6 +42,7 @@ impl SubscriptionType {
         match self {
             SubscriptionType::Declarative => runtime::PubsubSubscriptionType::Declarative,
             SubscriptionType::Programmatic => runtime::PubsubSubscriptionType::Programmatic,
+            SubscriptionType::Streaming => runtime::PubsubSubscriptionType::Streaming,
         }
     }
 }
