@@ -7,6 +7,9 @@
 //! A streaming subscription ([`crate::pubsub::streaming`]) is one more target: its
 //! client stream, subscribed with [`subscribe`].
 //!
+//! A component reload that replaces or removes a subscription's component stops that
+//! subscription; it is subscribed again on the new component.
+//!
 //! Subscriptions run while the app is healthy: when app health checks report it
 //! unhealthy every subscription stops (its messages stay with the broker) and they start
 //! again when it recovers. Stopping is graceful: brokers stop pulling, messages being
@@ -34,6 +37,7 @@ use tokio::sync::{Mutex, watch};
 use super::routing::Routes;
 use super::subscriptions::Subscription;
 use crate::channel::AppChannel;
+use crate::components::PubSubHandle;
 use crate::runtime::Runtime;
 use handler::Delivery;
 
@@ -78,6 +82,8 @@ impl AppTarget {
 pub(crate) struct Running {
     pubsub: String,
     topic: String,
+    /// The component it was subscribed on (a reload may replace it).
+    handle: Arc<PubSubHandle>,
     broker: BrokerSubscription,
     stopping: Arc<AtomicBool>,
     stop_signal: watch::Sender<bool>,
@@ -121,9 +127,23 @@ impl Subscriber {
         }
     }
 
-    /// Subscribes every subscription that is not running yet; failures are logged.
+    /// Subscribes every subscription that is not running yet, after stopping those whose
+    /// component a reload replaced or removed; failures are logged.
     pub async fn start(&self) {
         let mut running = self.running.lock().await;
+        let components = self.runtime.components.snapshot();
+        let (current, stale): (Vec<Running>, Vec<Running>) = std::mem::take(&mut *running)
+            .into_iter()
+            .partition(|entry| {
+                components
+                    .pubsub(&entry.pubsub)
+                    .is_some_and(|handle| Arc::ptr_eq(handle, &entry.handle))
+            });
+        *running = current;
+        for entry in &stale {
+            entry.halt();
+        }
+        futures::future::join_all(stale.into_iter().map(Running::unsubscribe)).await;
         for subscription in &self.subscriptions {
             let active = running.iter().any(|entry| {
                 entry.pubsub == subscription.pubsub_name && entry.topic == subscription.topic
@@ -151,10 +171,13 @@ impl Subscriber {
         futures::future::join_all(running.into_iter().map(Running::unsubscribe)).await;
     }
 
-    /// Runs the subscriptions while the app is healthy until `shutdown`, then stops them.
+    /// Runs the subscriptions while the app is healthy until `shutdown`, then stops them;
+    /// a component reload re-subscribes the subscriptions of replaced components.
     pub async fn run(&self, health: watch::Receiver<bool>, shutdown: ShutdownSignal) {
         let mut health = health;
+        let mut reloads = self.runtime.components.changes();
         loop {
+            reloads.borrow_and_update();
             let healthy = *health.borrow_and_update();
             if healthy {
                 self.start().await;
@@ -164,6 +187,7 @@ impl Subscriber {
             tokio::select! {
                 () = shutdown.wait() => break,
                 changed = health.changed() => if changed.is_err() { break },
+                changed = reloads.changed() => if changed.is_err() { break },
             }
         }
         self.stop().await;
@@ -243,6 +267,7 @@ pub(crate) async fn subscribe(
     Ok(Running {
         pubsub: subscription.pubsub_name.clone(),
         topic: subscription.topic.clone(),
+        handle,
         broker,
         stopping,
         stop_signal,

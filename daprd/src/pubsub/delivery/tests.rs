@@ -536,3 +536,42 @@ async fn stopping_unsubscribes_so_later_events_are_not_delivered() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_reloaded_component_is_subscribed_again() {
+    let (port, seen) = http_app(ok).await;
+    let sidecar = sidecar(
+        channel(port, AppProtocol::Http),
+        vec![subscription("bus", "orders", route("/orders"))],
+    )
+    .await;
+    sidecar
+        .publish("bus", "orders", "before", "text/plain")
+        .await;
+    wait_for(&seen, 1).await;
+    // A reload replaces every broker with a new one: publishes now reach the new broker.
+    let metrics = SidecarMetrics::disabled();
+    let resources =
+        dapr_resources::loader::parse_str(std::path::Path::new("resources.yaml"), RESOURCES)
+            .unwrap();
+    let replacement = crate::components::load(
+        &resources.components,
+        test_support::load_context(&metrics),
+        None,
+    )
+    .await
+    .unwrap();
+    let replaced = sidecar.apis.runtime.components.replace(replacement);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    replaced.close().await;
+    sidecar
+        .publish("bus", "orders", "after", "text/plain")
+        .await;
+    let seen = wait_for(&seen, 2).await;
+    let data: Vec<&str> = seen
+        .iter()
+        .map(|seen| seen.body["data"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(data, ["before", "after"]);
+    sidecar.stop().await;
+}
