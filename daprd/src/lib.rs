@@ -145,6 +145,38 @@ async fn app_subscriptions(
     merged
 }
 
+/// Delivers the app's subscriptions until `stop`: those `discovered` at start, or, when
+/// the app was not healthy yet, those read once it first is (as upstream reads them when
+/// the app becomes healthy).
+async fn run_subscriber(
+    runtime: Arc<Runtime>,
+    app: channel::AppChannel,
+    resources: dapr_resources::loader::LoadedResources,
+    discovered: Option<Vec<subscriptions::Subscription>>,
+    stop: ShutdownSignal,
+) {
+    let subscriptions = match discovered {
+        Some(subscriptions) => subscriptions,
+        None => {
+            let mut health = app.health().subscribe();
+            tokio::select! {
+                _ = health.wait_for(|healthy| *healthy) => {}
+                () = stop.wait() => return,
+            }
+            tokio::select! {
+                subscriptions = app_subscriptions(&runtime, &app, &resources) => subscriptions,
+                () = stop.wait() => return,
+            }
+        }
+    };
+    if subscriptions.is_empty() {
+        return;
+    }
+    let target = pubsub::delivery::AppTarget::new(&app, runtime.config.app_api_token.clone());
+    let subscriber = pubsub::delivery::Subscriber::new(runtime, target, subscriptions);
+    subscriber.run(app.health().subscribe(), stop).await;
+}
+
 /// Runs the sidecar until `external` fires or the shutdown API is called, then stops its
 /// servers, giving in-flight calls up to `--dapr-graceful-shutdown-seconds`.
 pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), RuntimeError> {
@@ -372,23 +404,24 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             () = app.wait_for_app() => {}
             () = stopped.wait() => {}
         }
+        // The app's subscriptions are read once it is healthy (at once without health
+        // checks, so the metadata API lists them when the sidecar reports Running).
         let stopped = shutdown.signal();
-        let subscriptions = tokio::select! {
-            subscriptions = app_subscriptions(&runtime, app, &startup.resources) => subscriptions,
-            () = stopped.wait() => Vec::new(),
+        let discovered = if app.health().is_healthy() {
+            tokio::select! {
+                subscriptions = app_subscriptions(&runtime, app, &startup.resources) => Some(subscriptions),
+                () = stopped.wait() => Some(Vec::new()),
+            }
+        } else {
+            None
         };
-        if !subscriptions.is_empty() {
-            let subscriber = pubsub::delivery::Subscriber::new(
-                runtime.clone(),
-                pubsub::delivery::AppTarget::new(app, runtime.config.app_api_token.clone()),
-                subscriptions,
-            );
-            let health = app.health().subscribe();
-            let stop = shutdown.signal();
-            subscriber_task = Some(tokio::spawn(async move {
-                subscriber.run(health, stop).await;
-            }));
-        }
+        subscriber_task = Some(tokio::spawn(run_subscriber(
+            runtime.clone(),
+            app.clone(),
+            startup.resources.clone(),
+            discovered,
+            shutdown.signal(),
+        )));
         let input_bindings = bindings::InputBindings::new(runtime.clone(), app.clone());
         input_bindings_task = Some(tokio::spawn(input_bindings.run(shutdown.signal())));
         let app = app.clone();
