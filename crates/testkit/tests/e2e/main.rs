@@ -9,6 +9,8 @@ mod launchers;
 mod observability;
 mod process;
 mod proto_contracts;
+mod pubsub;
+mod pubsub_streaming;
 mod python;
 mod secrets;
 mod servers;
