@@ -132,6 +132,20 @@ impl Properties {
     }
 }
 
+/// A setting's text, trimmed; `None` when it is unset or blank.
+pub fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
+    properties.non_empty(name, &[])
+}
+
+/// Upstream's lenient booleans (`dapr/kit` `IsTruthy`): `y`, `yes`, `true`, `t`, `on` and
+/// `1` in any case are true, anything else is false.
+pub fn is_truthy(text: &str) -> bool {
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes" | "true" | "t" | "on" | "1"
+    )
+}
+
 /// Go duration text, or else a whole number of seconds, as upstream's decoder accepts.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     match dapr_kit::duration::parse(text) {

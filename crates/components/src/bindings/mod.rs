@@ -23,6 +23,7 @@ pub mod mqtt3;
 pub mod postgresql;
 pub mod rabbitmq;
 pub mod redis;
+mod settings;
 
 pub use catalog::{BINDING_TYPES, OpenError, open};
 

@@ -140,14 +140,7 @@ fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// Upstream's truthy words (`y`, `yes`, `true`, `t`, `on`, `1`, any case); anything
-/// else is false.
-pub fn is_truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes" | "true" | "t" | "on" | "1"
-    )
-}
+pub use crate::metadata::is_truthy;
 
 /// A Kubernetes quantity (`100Mi`, `10M`, `1e6`, `512`, `-1`) as a whole number of
 /// bytes; fractions that do not come out whole are refused.

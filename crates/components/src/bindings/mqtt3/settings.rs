@@ -9,11 +9,10 @@ use std::time::Duration;
 use rumqttc::QoS;
 
 use crate::bindings::BindingError;
+use crate::bindings::settings::{invalid, non_empty, pem, truthy};
 use crate::metadata::Properties;
 use crate::pubsub::PubSubError;
-use crate::pubsub::mqtt3::{
-    self as broker, BrokerAddress, TlsPem, has_pem_block, is_truthy, parse_url,
-};
+use crate::pubsub::mqtt3::{self as broker, BrokerAddress, TlsPem, parse_url};
 
 /// The pause between attempts at a failed event (upstream's constant back-off).
 const RETRY_WAIT: Duration = Duration::from_secs(5);
@@ -131,29 +130,4 @@ impl Settings {
             tls: self.tls.clone(),
         }
     }
-}
-
-fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
-    properties
-        .text(name, &[])
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-}
-
-/// Upstream decodes booleans leniently: the truthy words are true, anything else false.
-fn truthy(properties: &Properties, name: &str) -> bool {
-    non_empty(properties, name).is_some_and(is_truthy)
-}
-
-/// A PEM setting: unset or empty is `None`; otherwise it must hold a PEM block.
-fn pem(properties: &Properties, name: &str, error: &str) -> Result<Option<String>, BindingError> {
-    match non_empty(properties, name) {
-        None => Ok(None),
-        Some(text) if has_pem_block(text) => Ok(Some(text.to_owned())),
-        Some(_) => Err(invalid(error)),
-    }
-}
-
-fn invalid(reason: impl Into<String>) -> BindingError {
-    BindingError::InvalidMetadata(reason.into())
 }

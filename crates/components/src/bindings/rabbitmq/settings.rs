@@ -14,8 +14,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
 
 use crate::bindings::BindingError;
+use crate::bindings::settings::{invalid, non_empty, pem, truthy};
 use crate::metadata::Properties;
-use crate::pubsub::mqtt3::{has_pem_block, is_truthy};
 use crate::pubsub::rabbitmq::link::Endpoint;
 use crate::pubsub::rabbitmq::settings::parse_ttl;
 
@@ -149,29 +149,4 @@ fn parse_uri(text: &str) -> Result<AMQPUri, BindingError> {
         .map_err(|reason| invalid(format!("invalid host address: {reason}")))?;
     uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT);
     Ok(uri)
-}
-
-fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
-    properties
-        .text(name, &[])
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-}
-
-/// Upstream decodes booleans leniently: the truthy words are true, anything else false.
-fn truthy(properties: &Properties, name: &str) -> bool {
-    non_empty(properties, name).is_some_and(is_truthy)
-}
-
-/// A PEM setting: unset or empty is `None`; otherwise it must hold a PEM block.
-fn pem(properties: &Properties, name: &str, error: &str) -> Result<Option<String>, BindingError> {
-    match non_empty(properties, name) {
-        None => Ok(None),
-        Some(text) if has_pem_block(text) => Ok(Some(text.to_owned())),
-        Some(_) => Err(invalid(error)),
-    }
-}
-
-fn invalid(reason: impl Into<String>) -> BindingError {
-    BindingError::InvalidMetadata(reason.into())
 }

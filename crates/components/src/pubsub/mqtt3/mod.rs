@@ -209,14 +209,6 @@ fn parse_go_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// Upstream's "truthy" strings (`dapr/kit` `IsTruthy`).
-pub(crate) fn is_truthy(text: &str) -> bool {
-    matches!(
-        text.trim().to_lowercase().as_str(),
-        "y" | "yes" | "true" | "t" | "on" | "1"
-    )
-}
-
 #[async_trait::async_trait]
 impl PubSub for Mqtt3PubSub {
     fn features(&self) -> &[Feature] {
@@ -279,7 +271,7 @@ impl PubSub for Mqtt3PubSub {
         let unsubscribe_on_close = request
             .metadata
             .get(UNSUBSCRIBE_ON_CLOSE_METADATA_KEY)
-            .is_some_and(|text| is_truthy(text));
+            .is_some_and(|text| crate::metadata::is_truthy(text));
         let (route_id, deliveries) = self.shared.add_route(&filter);
         let deadline = Instant::now() + OPERATION_WAIT;
         let subscribed = self

@@ -8,7 +8,7 @@ use rumqttc::QoS;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::metadata::Properties;
+use crate::metadata::{Properties, non_empty};
 use crate::pubsub::{CONSUMER_ID_METADATA_KEY, PubSubError};
 
 /// Plain MQTT's default port.
@@ -106,13 +106,6 @@ pub fn parse_qos(text: &str) -> Result<QoS, PubSubError> {
             "invalid qos {other}: must be 0, 1 or 2"
         ))),
     }
-}
-
-fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
-    properties
-        .text(name, &[])
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
 }
 
 /// A PEM setting: unset or empty is `None`; otherwise it must hold a PEM block.

@@ -12,7 +12,7 @@ use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::link::Endpoint;
-use crate::metadata::{MetadataError, Properties};
+use crate::metadata::{MetadataError, Properties, non_empty};
 use crate::pubsub::{CONSUMER_ID_METADATA_KEY, PubSubError};
 
 /// Upstream's prefix for the errors this component reports.
@@ -295,13 +295,6 @@ fn tls_config(properties: &Properties) -> Result<OwnedTLSConfig, PubSubError> {
         identity,
         cert_chain,
     })
-}
-
-fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
-    properties
-        .text(name, &[])
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
 }
 
 fn number<T: FromStr>(properties: &Properties, name: &str) -> Result<Option<T>, PubSubError>

@@ -84,7 +84,7 @@ impl Plan {
             }
         };
         arguments.insert("x-queue-type".into(), long_string(queue_type));
-        if present(metadata, SINGLE_ACTIVE_CONSUMER_KEY).is_some_and(is_truthy) {
+        if present(metadata, SINGLE_ACTIVE_CONSUMER_KEY).is_some_and(crate::metadata::is_truthy) {
             arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
         if let Some(text) = present(metadata, "maxLenBytes") {
@@ -220,14 +220,6 @@ fn parse_unsigned(name: &str, text: &str) -> Result<u64, PubSubError> {
             "rabbitmq pub/sub error: can't parse {name} value '{text}' on subscription metadata: {error}"
         ))
     })
-}
-
-/// Upstream's truthy values (`1`, `true`, `t`, `y`, `yes`, `on`, any case).
-fn is_truthy(text: &str) -> bool {
-    matches!(
-        text.trim().to_lowercase().as_str(),
-        "1" | "true" | "t" | "y" | "yes" | "on"
-    )
 }
 
 fn long_string(text: &str) -> AMQPValue {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metadata::Properties;
+use crate::metadata::{Properties, non_empty};
 use crate::pubsub::{CONSUMER_ID_METADATA_KEY, PubSubError};
 use crate::state::StateError;
 use crate::state::redis::metadata::RedisMetadata;
@@ -121,13 +121,6 @@ impl StreamSettings {
             .map_or(0, |since| since.as_millis());
         Some(format!("{millis}-1"))
     }
-}
-
-fn non_empty<'a>(properties: &'a Properties, name: &str) -> Option<&'a str> {
-    properties
-        .text(name, &[])
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
 }
 
 fn invalid(name: &str, text: &str, reason: impl std::fmt::Display) -> PubSubError {
