@@ -23,6 +23,8 @@ mod handler;
 mod http;
 mod outcome;
 #[cfg(test)]
+pub(crate) mod test_app;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

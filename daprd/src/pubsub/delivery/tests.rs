@@ -9,104 +9,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use bytes::Bytes;
+use axum::http::StatusCode;
 use dapr_kit::metrics::MetricsRegistry;
 use dapr_kit::shutdown::Shutdown;
 use dapr_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use dapr_proto::runtime::{self as rt, topic_event_response::TopicEventResponseStatus};
 use serde_json::Value;
 
+use super::test_app::{RESOURCES, Seen, channel, http_app};
 use super::*;
-use crate::channel::ChannelOptions;
-use crate::config::{AppConnection, AppProtocol};
+use crate::config::AppProtocol;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
 use crate::pubsub::subscriptions::{Rule, SubscriptionType};
 use crate::secrets::SecretScopes;
 use crate::test_support::{self, PublicApis};
-
-/// Resources: two in-memory brokers (one forbidding subscriptions to `secret`) and an
-/// inbound retry policy for `bus` of three quick retries.
-const RESOURCES: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: bus}
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: scoped}
-spec:
-  type: pubsub.in-memory
-  version: v1
-  metadata:
-  - {name: subscriptionScopes, value: "myapp=open"}
----
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata: {name: quick}
-spec:
-  policies:
-    retries:
-      three: {policy: constant, duration: 10ms, maxRetries: 3}
-  targets:
-    components:
-      bus: {inbound: {retry: three}}
-"#;
-
-/// What the app saw of one delivery.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-/// An HTTP app answering every POST with what `answer` says for its path.
-async fn http_app(
-    answer: fn(&str, &Value) -> (StatusCode, String),
-) -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let app = Router::new().route(
-        "/{*path}",
-        post(
-            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-                let recorder = recorder.clone();
-                async move {
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let path = uri.path().to_owned();
-                    let (status, reply) = answer(&path, &body);
-                    recorder.lock().unwrap().push(Seen {
-                        path,
-                        headers,
-                        body,
-                    });
-                    (status, reply)
-                }
-            },
-        ),
-    );
-    let address = test_support::serve(app).await;
-    (address.port(), seen)
-}
-
-fn channel(port: u16, protocol: AppProtocol) -> AppChannel {
-    AppChannel::new(
-        AppConnection {
-            address: "127.0.0.1".into(),
-            port,
-            protocol,
-        },
-        4 << 20,
-        ChannelOptions::default(),
-    )
-    .unwrap()
-}
 
 struct Sidecar {
     apis: PublicApis,
@@ -212,12 +128,8 @@ fn ok(_: &str, _: &Value) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn http_apps_receive_cloud_events_on_their_route() {
-    let (port, seen) = http_app(ok).await;
-    let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
-        vec![subscription("bus", "orders", route("/orders"))],
-    )
-    .await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
+    let sidecar = sidecar(app, vec![subscription("bus", "orders", route("/orders"))]).await;
     sidecar
         .publish("bus", "orders", r#"{"amount":7}"#, "application/json")
         .await;
@@ -256,11 +168,11 @@ fn always_retry(path: &str, _: &Value) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn failing_events_are_retried_by_policy_then_dead_lettered() {
-    let (port, seen) = http_app(always_retry).await;
+    let (app, seen) = http_app(Arc::new(always_retry)).await;
     let mut failing = subscription("bus", "orders", route("/orders"));
     failing.dead_letter_topic = "poison".into();
     let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
+        app,
         vec![failing, subscription("bus", "poison", route("/poison"))],
     )
     .await;
@@ -289,13 +201,13 @@ fn by_path(path: &str, _: &Value) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn dropped_and_not_found_events_go_to_the_dead_letter_topic_without_retries() {
-    let (port, seen) = http_app(by_path).await;
+    let (app, seen) = http_app(Arc::new(by_path)).await;
     let mut missing = subscription("bus", "a", route("/missing"));
     missing.dead_letter_topic = "dead".into();
     let mut dropping = subscription("bus", "b", route("/dropping"));
     dropping.dead_letter_topic = "dead".into();
     let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
+        app,
         vec![
             missing,
             dropping,
@@ -322,10 +234,10 @@ async fn dropped_and_not_found_events_go_to_the_dead_letter_topic_without_retrie
 
 #[tokio::test]
 async fn raw_payload_subscriptions_receive_a_made_cloud_event() {
-    let (port, seen) = http_app(ok).await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
     let mut raw = subscription("bus", "raw", route("/raw"));
     raw.metadata.insert("rawPayload".into(), "true".into());
-    let sidecar = sidecar(channel(port, AppProtocol::Http), vec![raw]).await;
+    let sidecar = sidecar(app, vec![raw]).await;
     let status = test_support::post(
         sidecar.apis.http,
         "/v1.0/publish/bus/raw?metadata.rawPayload=true",
@@ -342,7 +254,7 @@ async fn raw_payload_subscriptions_receive_a_made_cloud_event() {
 
 #[tokio::test]
 async fn routing_rules_pick_the_first_matching_path() {
-    let (port, seen) = http_app(ok).await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
     let rules = vec![
         Rule {
             match_expression: r#"event.type == "widget""#.into(),
@@ -357,11 +269,7 @@ async fn routing_rules_pick_the_first_matching_path() {
             path: "/other".into(),
         },
     ];
-    let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
-        vec![subscription("bus", "routed", rules)],
-    )
-    .await;
+    let sidecar = sidecar(app, vec![subscription("bus", "routed", rules)]).await;
     let widget = r#"{"specversion":"1.0","id":"w","source":"s","type":"widget","datacontenttype":"application/json","data":{"amount":500}}"#;
     sidecar
         .publish("bus", "routed", widget, "application/cloudevents+json")
@@ -380,9 +288,9 @@ async fn routing_rules_pick_the_first_matching_path() {
 
 #[tokio::test]
 async fn subscription_scopes_keep_the_app_off_forbidden_topics() {
-    let (port, seen) = http_app(ok).await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
     let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
+        app,
         vec![
             subscription("scoped", "open", route("/open")),
             subscription("scoped", "closed", route("/closed")),
@@ -514,12 +422,8 @@ async fn grpc_apps_receive_topic_events_and_their_statuses_count() {
 
 #[tokio::test]
 async fn stopping_unsubscribes_so_later_events_are_not_delivered() {
-    let (port, seen) = http_app(ok).await;
-    let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
-        vec![subscription("bus", "orders", route("/orders"))],
-    )
-    .await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
+    let sidecar = sidecar(app, vec![subscription("bus", "orders", route("/orders"))]).await;
     sidecar.shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(5), &mut { sidecar.task })
         .await
@@ -539,12 +443,8 @@ async fn stopping_unsubscribes_so_later_events_are_not_delivered() {
 
 #[tokio::test]
 async fn a_reloaded_component_is_subscribed_again() {
-    let (port, seen) = http_app(ok).await;
-    let sidecar = sidecar(
-        channel(port, AppProtocol::Http),
-        vec![subscription("bus", "orders", route("/orders"))],
-    )
-    .await;
+    let (app, seen) = http_app(Arc::new(ok)).await;
+    let sidecar = sidecar(app, vec![subscription("bus", "orders", route("/orders"))]).await;
     sidecar
         .publish("bus", "orders", "before", "text/plain")
         .await;

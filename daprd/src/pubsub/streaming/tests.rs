@@ -20,39 +20,9 @@ use dapr_proto::runtime::{
 use tokio::sync::mpsc;
 
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
+use crate::pubsub::delivery::test_app::RESOURCES;
 use crate::secrets::SecretScopes;
 use crate::test_support::{self, PublicApis};
-
-/// Resources: two in-memory brokers (one letting the app subscribe only to `open`) and
-/// an inbound retry policy for `bus` of three quick retries.
-const RESOURCES: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: bus}
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: scoped}
-spec:
-  type: pubsub.in-memory
-  version: v1
-  metadata:
-  - {name: subscriptionScopes, value: "myapp=open"}
----
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata: {name: quick}
-spec:
-  policies:
-    retries:
-      three: {policy: constant, duration: 10ms, maxRetries: 3}
-  targets:
-    components:
-      bus: {inbound: {retry: three}}
-"#;
 
 /// How long a client waits for a message it expects.
 const EXPECTED: Duration = Duration::from_secs(5);

@@ -8,14 +8,11 @@
 //! end-to-end tests run the [`Subscriber`] over the brokers with the sidecar's publish API.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use bytes::Bytes;
 use dapr_components::pubsub::{
     Message, MessageHandler, NotAcknowledged, SubscribeRequest, Subscription as BrokerSubscription,
@@ -32,35 +29,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::super::{AppTarget, Subscriber};
 use super::*;
-use crate::channel::{AppChannel, ChannelOptions};
+use crate::channel::AppChannel;
 use crate::components::{ComponentSet, Components};
-use crate::config::{AppConnection, AppProtocol};
+use crate::config::AppProtocol;
 use crate::observability::metrics::{MetricsSettings, SidecarMetrics};
+use crate::pubsub::delivery::test_app::{Answer, RESOURCES, Seen, channel, http_app};
 use crate::pubsub::routing::Routes;
 use crate::pubsub::subscriptions::{Rule, Subscription, SubscriptionType};
 use crate::secrets::SecretScopes;
 use crate::test_support;
-
-/// An in-memory broker `bus` whose inbound retry policy is three quick retries.
-const RESOURCES: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: bus}
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata: {name: quick}
-spec:
-  policies:
-    retries:
-      three: {policy: constant, duration: 10ms, maxRetries: 3}
-  targets:
-    components:
-      bus: {inbound: {retry: three}}
-"#;
 
 /// The loaded [`RESOURCES`] and the metrics they record in.
 struct Bus {
@@ -218,14 +195,6 @@ async fn dead_lettered(receiver: &mut mpsc::UnboundedReceiver<Message>) -> Vec<S
     data
 }
 
-/// What the HTTP app saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
 impl Seen {
     /// The `data` of the CloudEvent of each entry.
     fn data(&self) -> Vec<String> {
@@ -241,49 +210,6 @@ impl Seen {
             })
             .collect()
     }
-}
-
-type Answer = Arc<dyn Fn(&str, &Value) -> (StatusCode, String) + Send + Sync>;
-
-/// An HTTP app answering every POST with what `answer` says.
-async fn http_app(answer: Answer) -> (AppChannel, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let app = Router::new().route(
-        "/{*path}",
-        post(
-            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-                let recorder = recorder.clone();
-                let answer = answer.clone();
-                async move {
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let path = uri.path().to_owned();
-                    let (status, reply) = answer(&path, &body);
-                    recorder.lock().unwrap().push(Seen {
-                        path,
-                        headers,
-                        body,
-                    });
-                    (status, reply)
-                }
-            },
-        ),
-    );
-    let address = test_support::serve(app).await;
-    (channel(address, AppProtocol::Http), seen)
-}
-
-fn channel(address: SocketAddr, protocol: AppProtocol) -> AppChannel {
-    AppChannel::new(
-        AppConnection {
-            address: "127.0.0.1".into(),
-            port: address.port(),
-            protocol,
-        },
-        4 << 20,
-        ChannelOptions::default(),
-    )
-    .unwrap()
 }
 
 /// The status an app gives an entry by its data: `ok`, `retry`, `drop`, `missing` (no
@@ -724,7 +650,7 @@ async fn grpc_apps_receive_bulk_requests_and_answer_per_entry() {
         tonic::service::Routes::new(AppCallbackServer::new(app.clone())).into_axum_router(),
     )
     .await;
-    let channel = channel(address, AppProtocol::Grpc);
+    let channel = channel(address.port(), AppProtocol::Grpc);
     let handler = bulk_handler(
         &bus,
         &channel,
@@ -784,7 +710,7 @@ async fn grpc_apps_without_on_bulk_topic_event_get_the_alpha_call_or_drop_the_ba
     let routes = tonic::service::Routes::new(AppCallbackServer::new(GrpcApp::default()))
         .add_service(AppCallbackAlphaServer::new(alpha.clone()));
     let address = test_support::serve(routes.into_axum_router()).await;
-    let channel_to_alpha = channel(address, AppProtocol::Grpc);
+    let channel_to_alpha = channel(address.port(), AppProtocol::Grpc);
     let handler = bulk_handler(
         &bus,
         &channel_to_alpha,
@@ -805,7 +731,7 @@ async fn grpc_apps_without_on_bulk_topic_event_get_the_alpha_call_or_drop_the_ba
         tonic::service::Routes::new(AppCallbackServer::new(GrpcApp::default())).into_axum_router(),
     )
     .await;
-    let channel_to_neither = channel(neither, AppProtocol::Grpc);
+    let channel_to_neither = channel(neither.port(), AppProtocol::Grpc);
     let handler = bulk_handler(
         &bus,
         &channel_to_neither,
