@@ -11,8 +11,9 @@ use http_body_util::Limited;
 /// The header (HTTP) and metadata key (gRPC) carrying the API token.
 pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 
-/// The message of a body that outgrew `--max-body-size`, as upstream words it.
-pub const BODY_TOO_LARGE: &str = "stream exceeds the maximum allowed size";
+/// The message of a body that outgrew `--max-body-size`, as upstream words it (dapr/kit
+/// `streams.ErrStreamTooLarge`).
+pub const BODY_TOO_LARGE: &str = "stream too large";
 
 /// Health checks stay open without a token, as upstream keeps them.
 fn is_exempt_from_token(method: &Method, path: &str) -> bool {

@@ -285,7 +285,7 @@ async fn bodies_over_the_limit_get_upstreams_error_and_the_sidecar_stays_up() {
     assert_eq!(body["errorCode"], "ERR_BODY_READ");
     assert_eq!(
         body["message"],
-        "failed to read request body: stream exceeds the maximum allowed size"
+        "failed to read request body: stream too large"
     );
 
     let accepted = http::request(Method::PUT, &url, &[], Bytes::from(vec![b'x'; 512]))
