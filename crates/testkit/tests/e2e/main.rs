@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binaries;
+mod bindings;
 mod invoke;
 mod invoke_edges;
 mod launchers;
@@ -10,6 +11,7 @@ mod observability;
 mod process;
 mod proto_contracts;
 mod pubsub;
+mod pubsub_bad_input;
 mod pubsub_streaming;
 mod python;
 mod secrets;
