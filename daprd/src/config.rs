@@ -185,6 +185,8 @@ pub struct RuntimeConfig {
     pub metrics_address: Option<SocketAddr>,
     /// App endpoints not to call at start.
     pub disable_init_endpoints: Vec<String>,
+    /// How long the app may take to say whether it listens to an input binding.
+    pub app_binding_options_timeout: Duration,
 }
 
 fn parse_port(flag: &'static str, value: &str) -> Result<u16, ConfigError> {
@@ -383,6 +385,7 @@ impl RuntimeConfig {
             graceful_shutdown,
             metrics_address: options.metrics.listen_address(),
             disable_init_endpoints,
+            app_binding_options_timeout: options.app_binding_options_timeout,
         })
     }
 }

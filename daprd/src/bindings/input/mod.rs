@@ -2,7 +2,7 @@
 //! binding whose input half the sidecar uses is read from if the app listens to it (its
 //! `direction` names `input`; else an HTTP app answers `OPTIONS /<route>` with 2xx or
 //! 405, or a gRPC app lists it in `ListInputBindings`, asked until it answers once; a
-//! failed answer counts as an empty list), each question bounded by [`PROBE_TIMEOUT`].
+//! failed answer counts as an empty list), each question bounded by `--app-binding-options-timeout`.
 //! When the app turns unhealthy every reading stops, and starts again (the app asked
 //! again) when it recovers. Bindings a reload adds are read from too; the ones it
 //! removes or replaces stop reading at once.
@@ -15,7 +15,6 @@ mod grpc;
 mod http;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dapr_components::bindings::EventHandler;
 use dapr_kit::shutdown::ShutdownSignal;
@@ -26,10 +25,6 @@ use crate::channel::AppChannel;
 use crate::runtime::Runtime;
 use delivery::{AppTarget, Delivery};
 use grpc::GrpcApp;
-
-/// How long the app may take to say whether it listens to a binding (upstream's
-/// `--app-binding-options-timeout` default).
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The input bindings' readings for one app.
 #[derive(Debug)]
@@ -167,7 +162,10 @@ impl InputBindings {
     async fn app_listens(&mut self, handle: &BindingHandle) -> Result<bool, String> {
         match &self.target {
             AppTarget::Http(app) => {
-                tokio::time::timeout(PROBE_TIMEOUT, http::listens(app, &handle.route))
+                tokio::time::timeout(
+                    self.runtime.config.app_binding_options_timeout,
+                    http::listens(app, &handle.route),
+                )
                     .await
                     .unwrap_or_else(|_| {
                         Err(format!(
@@ -178,7 +176,7 @@ impl InputBindings {
             }
             AppTarget::Grpc(app) => {
                 if self.listed.is_none() {
-                    match app.listed_bindings(PROBE_TIMEOUT).await {
+                    match app.listed_bindings(self.runtime.config.app_binding_options_timeout).await {
                         Ok(listed) => self.listed = Some(listed),
                         Err(reason) => {
                             tracing::warn!("failed to list the app's input bindings: {reason}");
