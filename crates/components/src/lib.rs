@@ -6,10 +6,11 @@
 //! [`secretstores`] (secret stores), [`metadata`] and [`version`] (upstream's rules for
 //! reading component settings and matching versions) and [`sqlite`] (the SQLite
 //! connection rules both SQLite components share), [`pubsub`] (brokers) and [`bindings`]
-//! (input and output bindings). The other building blocks (configuration, lock, crypto,
-//! HTTP middleware) get their modules here as they are built.
+//! (input and output bindings), [`lock`] (distributed locks). The other building blocks
+//! (configuration, crypto, HTTP middleware) get their modules here as they are built.
 
 pub mod bindings;
+pub mod lock;
 pub mod metadata;
 pub mod nameresolution;
 pub mod pubsub;

@@ -159,7 +159,7 @@ async fn has_command(redis: &Redis, command: &str) -> Result<bool, StateError> {
 }
 
 /// The `connected_slaves` count of an `INFO replication` reply.
-fn connected_replicas(info: &str) -> u64 {
+pub(crate) fn connected_replicas(info: &str) -> u64 {
     info.lines()
         .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
         .and_then(|count| count.trim().parse().ok())
