@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod go_json;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod nameresolution;
 pub mod observability;

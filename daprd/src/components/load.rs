@@ -23,6 +23,7 @@ use super::{
     SecretStoreHandle, StateStoreHandle,
 };
 use crate::config::Mode;
+use crate::lock::{self, LockKeyPrefix, LockStoreHandle};
 use crate::observability::metrics::SidecarMetrics;
 use crate::pubsub::TopicScopes;
 
@@ -33,7 +34,6 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// warning instead of stopping the sidecar.
 const NOT_YET_BUILT: &[&str] = &[
     "configuration",
-    "lock",
     "crypto",
     "middleware",
     "workflow",
@@ -77,6 +77,7 @@ enum Started {
     Secret(Arc<SecretStoreHandle>),
     PubSub(Arc<PubSubHandle>),
     Binding(Arc<BindingHandle>),
+    Lock(Arc<LockStoreHandle>),
     Skipped,
 }
 
@@ -157,6 +158,10 @@ pub async fn load(
                 set.bindings.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::Lock(handle)) => {
+                set.locks.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Skipped) => continue,
             Err(reason) => {
                 context
@@ -208,6 +213,8 @@ fn carry_over(
         set.pubsubs.insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.bindings.get(name) {
         set.bindings.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.locks.get(name) {
+        set.locks.insert(name.to_owned(), Arc::clone(handle));
     } else {
         return false;
     }
@@ -300,6 +307,18 @@ async fn start(
                 binding,
                 &settings,
             ))))
+        }
+        "lock" => {
+            let key_prefix = LockKeyPrefix::parse(properties.text(lock::KEY_PREFIX_METADATA, &[]))?;
+            let store = dapr_components::lock::open(&spec.type_, &spec.version, &properties)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Started::Lock(Arc::new(LockStoreHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                store,
+                key_prefix,
+            })))
         }
         _ => Err(format!("incorrect type {}", spec.type_)),
     }

@@ -28,6 +28,7 @@ use dapr_resources::Component;
 use crate::pubsub::TopicScopes;
 
 pub use crate::bindings::BindingHandle;
+pub use crate::lock::LockStoreHandle;
 
 /// A state store and how the sidecar uses it.
 pub struct StateStoreHandle {
@@ -122,6 +123,8 @@ pub struct ComponentSet {
     pub pubsubs: BTreeMap<String, Arc<PubSubHandle>>,
     /// Bindings by name.
     pub bindings: BTreeMap<String, Arc<BindingHandle>>,
+    /// Lock stores by name.
+    pub locks: BTreeMap<String, Arc<LockStoreHandle>>,
     /// Every component that was given, started or failed, in load order.
     pub statuses: Vec<ComponentStatus>,
     /// The resource each started component was created from, by name.
@@ -189,6 +192,15 @@ impl ComponentSet {
                 .any(|next| Arc::ptr_eq(next, handle))
             {
                 handle.close().await;
+            }
+        }
+        for handle in self.locks.values() {
+            if successor.locks.values().any(|next| Arc::ptr_eq(next, handle)) {
+                continue;
+            }
+            tracing::info!("closing lock store {}", handle.name);
+            if let Err(error) = handle.store.close().await {
+                tracing::warn!("failed to close lock store {}: {error}", handle.name);
             }
         }
     }

@@ -49,9 +49,9 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
         ),
         component(
             "ticks",
-            "lock.redis",
+            "crypto.dapr.localstorage",
             "",
-            "  - name: redisHost\n    value: \"localhost:6379\"\n",
+            "  - name: path\n    value: /keys\n",
         ),
     ]
     .join("---\n");

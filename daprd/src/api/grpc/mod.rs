@@ -3,6 +3,7 @@
 //! defaults), as upstream does for APIs it does not serve.
 
 mod bindings;
+mod lock;
 pub mod invoke;
 mod message_limit;
 pub mod proxy;
@@ -154,6 +155,20 @@ impl Dapr for DaprApi {
         request: Request<runtime::InvokeBindingRequest>,
     ) -> Result<Response<runtime::InvokeBindingResponse>, Status> {
         bindings::invoke_binding(&self.runtime, request).await
+    }
+
+    async fn try_lock_alpha1(
+        &self,
+        request: Request<runtime::TryLockRequest>,
+    ) -> Result<Response<runtime::TryLockResponse>, Status> {
+        lock::try_lock(&self.runtime, request).await
+    }
+
+    async fn unlock_alpha1(
+        &self,
+        request: Request<runtime::UnlockRequest>,
+    ) -> Result<Response<runtime::UnlockResponse>, Status> {
+        lock::unlock(&self.runtime, request).await
     }
 
     async fn shutdown(

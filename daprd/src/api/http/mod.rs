@@ -4,6 +4,7 @@
 mod bindings;
 mod healthz;
 pub mod invoke;
+mod lock;
 mod metadata;
 mod pubsub;
 mod secrets;
@@ -36,6 +37,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
         .merge(bindings::router())
+        .merge(lock::router())
         .merge(pubsub::router())
         .merge(secrets::router())
         .merge(state::router())
