@@ -195,7 +195,11 @@ impl ComponentSet {
             }
         }
         for handle in self.locks.values() {
-            if successor.locks.values().any(|next| Arc::ptr_eq(next, handle)) {
+            if successor
+                .locks
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle))
+            {
                 continue;
             }
             tracing::info!("closing lock store {}", handle.name);

@@ -3,8 +3,8 @@
 //! defaults), as upstream does for APIs it does not serve.
 
 mod bindings;
-mod lock;
 pub mod invoke;
+mod lock;
 mod message_limit;
 pub mod proxy;
 mod pubsub;
