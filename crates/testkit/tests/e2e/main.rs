@@ -7,6 +7,7 @@ mod bindings;
 mod invoke;
 mod invoke_edges;
 mod launchers;
+mod lock;
 mod observability;
 mod process;
 mod proto_contracts;
