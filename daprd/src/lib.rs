@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod channel;
 pub mod components;
 pub mod config;
+pub mod configuration;
 pub mod error;
 pub mod go_json;
 pub mod invoke;

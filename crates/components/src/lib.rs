@@ -4,12 +4,14 @@
 //!
 //! Modules: [`nameresolution`] (how sidecars find each other), [`state`] (state stores),
 //! [`secretstores`] (secret stores), [`metadata`] and [`version`] (upstream's rules for
-//! reading component settings and matching versions) and [`sqlite`] (the SQLite
-//! connection rules both SQLite components share), [`pubsub`] (brokers) and [`bindings`]
-//! (input and output bindings), [`lock`] (distributed locks). The other building blocks
-//! (configuration, crypto, HTTP middleware) get their modules here as they are built.
+//! reading component settings and matching versions), [`sqlite`] (the SQLite connection
+//! rules both SQLite components share), [`pubsub`] (brokers), [`bindings`] (input and
+//! output bindings), [`lock`] (distributed locks) and [`configuration`] (configuration
+//! stores). The other building blocks (crypto, HTTP middleware) get their modules here as
+//! they are built.
 
 pub mod bindings;
+pub mod configuration;
 pub mod lock;
 pub mod metadata;
 pub mod nameresolution;

@@ -23,6 +23,7 @@ use super::{
     SecretStoreHandle, StateStoreHandle,
 };
 use crate::config::Mode;
+use crate::configuration::ConfigurationStoreHandle;
 use crate::lock::{self, LockKeyPrefix, LockStoreHandle};
 use crate::observability::metrics::SidecarMetrics;
 use crate::pubsub::TopicScopes;
@@ -32,13 +33,7 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Building blocks this build does not provide yet: their components are skipped with a
 /// warning instead of stopping the sidecar.
-const NOT_YET_BUILT: &[&str] = &[
-    "configuration",
-    "crypto",
-    "middleware",
-    "workflow",
-    "conversation",
-];
+const NOT_YET_BUILT: &[&str] = &["crypto", "middleware", "workflow", "conversation"];
 
 /// What the loader needs to know about the sidecar.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +73,7 @@ enum Started {
     PubSub(Arc<PubSubHandle>),
     Binding(Arc<BindingHandle>),
     Lock(Arc<LockStoreHandle>),
+    Configuration(Arc<ConfigurationStoreHandle>),
     Skipped,
 }
 
@@ -162,6 +158,10 @@ pub async fn load(
                 set.locks.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::Configuration(handle)) => {
+                set.configurations.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Skipped) => continue,
             Err(reason) => {
                 context
@@ -213,6 +213,9 @@ fn carry_over(
         set.pubsubs.insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.bindings.get(name) {
         set.bindings.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.configurations.get(name) {
+        set.configurations
+            .insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.locks.get(name) {
         set.locks.insert(name.to_owned(), Arc::clone(handle));
     } else {
@@ -307,6 +310,17 @@ async fn start(
                 binding,
                 &settings,
             ))))
+        }
+        "configuration" => {
+            let store =
+                dapr_components::configuration::open(&spec.type_, &spec.version, &properties)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            Ok(Started::Configuration(Arc::new(ConfigurationStoreHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                store,
+            })))
         }
         "lock" => {
             let key_prefix = LockKeyPrefix::parse(properties.text(lock::KEY_PREFIX_METADATA, &[]))?;

@@ -28,6 +28,7 @@ use dapr_resources::Component;
 use crate::pubsub::TopicScopes;
 
 pub use crate::bindings::BindingHandle;
+pub use crate::configuration::ConfigurationStoreHandle;
 pub use crate::lock::LockStoreHandle;
 
 /// A state store and how the sidecar uses it.
@@ -125,6 +126,8 @@ pub struct ComponentSet {
     pub bindings: BTreeMap<String, Arc<BindingHandle>>,
     /// Lock stores by name.
     pub locks: BTreeMap<String, Arc<LockStoreHandle>>,
+    /// Configuration stores by name.
+    pub configurations: BTreeMap<String, Arc<ConfigurationStoreHandle>>,
     /// Every component that was given, started or failed, in load order.
     pub statuses: Vec<ComponentStatus>,
     /// The resource each started component was created from, by name.
@@ -192,6 +195,22 @@ impl ComponentSet {
                 .any(|next| Arc::ptr_eq(next, handle))
             {
                 handle.close().await;
+            }
+        }
+        for handle in self.configurations.values() {
+            if successor
+                .configurations
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle))
+            {
+                continue;
+            }
+            tracing::info!("closing configuration store {}", handle.name);
+            if let Err(error) = handle.store.close().await {
+                tracing::warn!(
+                    "failed to close configuration store {}: {error}",
+                    handle.name
+                );
             }
         }
         for handle in self.locks.values() {

@@ -3,6 +3,7 @@
 //! defaults), as upstream does for APIs it does not serve.
 
 mod bindings;
+mod configuration;
 pub mod invoke;
 mod lock;
 mod message_limit;
@@ -155,6 +156,20 @@ impl Dapr for DaprApi {
         request: Request<runtime::InvokeBindingRequest>,
     ) -> Result<Response<runtime::InvokeBindingResponse>, Status> {
         bindings::invoke_binding(&self.runtime, request).await
+    }
+
+    async fn get_configuration(
+        &self,
+        request: Request<runtime::GetConfigurationRequest>,
+    ) -> Result<Response<runtime::GetConfigurationResponse>, Status> {
+        configuration::get_configuration(&self.runtime, request).await
+    }
+
+    async fn get_configuration_alpha1(
+        &self,
+        request: Request<runtime::GetConfigurationRequest>,
+    ) -> Result<Response<runtime::GetConfigurationResponse>, Status> {
+        configuration::get_configuration(&self.runtime, request).await
     }
 
     async fn try_lock_alpha1(

@@ -2,6 +2,7 @@
 //! encode; errors are [`ApiError`]s rendered as upstream's JSON bodies.
 
 mod bindings;
+mod configuration;
 mod healthz;
 pub mod invoke;
 mod lock;
@@ -37,6 +38,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
         .merge(bindings::router())
+        .merge(configuration::router())
         .merge(lock::router())
         .merge(pubsub::router())
         .merge(secrets::router())
