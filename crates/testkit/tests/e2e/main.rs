@@ -4,6 +4,7 @@
 
 mod binaries;
 mod bindings;
+mod configuration;
 mod invoke;
 mod invoke_edges;
 mod launchers;
