@@ -62,6 +62,9 @@ pub enum RuntimeError {
     /// The resources or configuration file are invalid.
     #[error(transparent)]
     Resources(#[from] resources::ResourcesError),
+    /// A resiliency resource is invalid.
+    #[error("error loading resiliency policies: {0}")]
+    Resiliency(#[from] resiliency::ResiliencyError),
     /// A component failed to start and does not ignore errors.
     #[error(transparent)]
     Component(#[from] components::ComponentError),
@@ -247,6 +250,11 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
         });
 
+    let resiliency = Arc::new(resiliency::Resiliency::compile(
+        &startup.resources.resiliencies,
+        metrics.clone(),
+    )?);
+
     let pod_name = std::env::var(POD_NAME_VARIABLE).unwrap_or_default();
     let components = Arc::new(components::Components::new(
         components::load(
@@ -279,7 +287,8 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             Some(resolver.clone()),
             app_channel.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_resiliency(resiliency.clone()),
     );
     invoker.set_http_endpoints(
         startup
@@ -297,7 +306,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         shutdown: shutdown.clone(),
         invoker,
         components,
-        resiliencies: startup.resources.resiliencies.clone(),
+        resiliency,
         secret_scopes,
         metrics,
         tracing: tracing_pipeline,

@@ -5,9 +5,6 @@ use dapr_kit::shutdown::Shutdown;
 
 use std::sync::Arc;
 
-use dapr_resources::loader::Loaded;
-use dapr_resources::resiliency::Resiliency;
-
 use crate::components::Components;
 use crate::config::RuntimeConfig;
 use crate::invoke::Invoker;
@@ -15,6 +12,7 @@ use crate::metadata::MetadataStore;
 use crate::observability::api_log::HttpApiLogSettings;
 use crate::observability::metrics::SidecarMetrics;
 use crate::observability::trace::Tracing;
+use crate::resiliency::Resiliency;
 use crate::secrets::SecretScopes;
 
 /// Everything the API edges share, behind one `Arc`.
@@ -33,8 +31,8 @@ pub struct Runtime {
     pub invoker: Arc<Invoker>,
     /// The started components (state stores, secret stores, ...).
     pub components: Arc<Components>,
-    /// The loaded resiliency resources.
-    pub resiliencies: Vec<Loaded<Resiliency>>,
+    /// The compiled resiliency policies.
+    pub resiliency: Arc<Resiliency>,
     /// Which secrets the app may read from each secret store.
     pub secret_scopes: SecretScopes,
     /// Upstream's metric families.

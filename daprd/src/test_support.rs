@@ -161,7 +161,9 @@ pub async fn serve_public_apis_with_resiliencies(
         shutdown: dapr_kit::shutdown::Shutdown::new(),
         invoker,
         components,
-        resiliencies,
+        resiliency: Arc::new(
+            crate::resiliency::Resiliency::compile(&resiliencies, metrics.clone()).unwrap(),
+        ),
         secret_scopes: scopes,
         metrics,
         tracing: crate::observability::trace::Tracing::disabled(),

@@ -145,6 +145,22 @@ pub struct Retry {
         skip_serializing_if = "is_default"
     )]
     pub max_interval: String,
+    /// First delay of an `exponential` policy (Go duration, default 500ms). Not in
+    /// upstream's CRD, which always starts at 500ms; accepted here as an extension.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_default"
+    )]
+    pub initial_interval: String,
+    /// Growth factor of an `exponential` policy (default 1.5); an extension as
+    /// `initialInterval` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<f64>,
+    /// Jitter of an `exponential` policy, 0 to 1 (default 0.5); an extension as
+    /// `initialInterval` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub randomization_factor: Option<f64>,
     /// Attempts after the first; -1 retries forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<i64>,

@@ -24,6 +24,7 @@ use dapr_components::bindings::{InvokeRequest, InvokeResponse};
 use crate::components::ComponentSet;
 use crate::error::ApiError;
 use crate::observability::metrics::OperationKind;
+use crate::resiliency::{ComponentKind, Direction, Resiliency};
 use crate::runtime::Runtime;
 use crate::state::Protocol;
 
@@ -37,7 +38,13 @@ pub async fn invoke(
 ) -> Result<InvokeResponse, ApiError> {
     let operation = request.operation.clone();
     let started = Instant::now();
-    let result = send(&runtime.components.snapshot(), name, request).await;
+    let result = send(
+        &runtime.resiliency,
+        &runtime.components.snapshot(),
+        name,
+        request,
+    )
+    .await;
     runtime.metrics.record_component_operation(
         OperationKind::OutputBinding,
         name,
@@ -53,8 +60,10 @@ pub async fn invoke(
 }
 
 /// Runs `request` on output binding `name` of `components` (upstream's
-/// `SendToOutputBinding`); a failure is upstream's reason text.
+/// `SendToOutputBinding`) under the binding's outbound policy in `resiliency`; a failure
+/// is upstream's reason text.
 pub(crate) async fn send(
+    resiliency: &Resiliency,
     components: &ComponentSet,
     name: &str,
     request: InvokeRequest,
@@ -76,8 +85,9 @@ pub(crate) async fn send(
             operations.join(" ")
         ));
     }
-    output
-        .invoke(request)
+    resiliency
+        .component_policy(name, ComponentKind::Binding, Direction::Outbound)
+        .call(request, |request| output.invoke(request))
         .await
         .map_err(|error| error.to_string())
 }

@@ -14,6 +14,7 @@ use dapr_components::configuration::{ConfigurationItem, ConfigurationStore};
 
 use crate::error::ApiError;
 use crate::observability::metrics::OperationKind;
+use crate::resiliency::{ComponentKind, Direction};
 use crate::runtime::Runtime;
 
 /// A configuration store and its name.
@@ -65,7 +66,15 @@ pub async fn get(
         ));
     };
     let started = Instant::now();
-    let result = handle.store.get(keys, metadata).await;
+    let result = runtime
+        .resiliency
+        .component_policy(
+            store_name,
+            ComponentKind::Configuration,
+            Direction::Outbound,
+        )
+        .call((), |()| handle.store.get(keys, metadata))
+        .await;
     runtime.metrics.record_component_operation(
         OperationKind::Configuration,
         store_name,

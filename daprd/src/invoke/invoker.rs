@@ -28,14 +28,11 @@ use super::metadata::{
 use super::peers::{PeerPool, dial_failure};
 use super::status::status_error_text;
 use super::stream::{self, aborted};
-use super::target::{Target, normalize_method};
+use super::target::Target;
 use crate::channel::AppChannel;
 use crate::error::ApiError;
+use crate::resiliency::{Resiliency, RetryPolicy};
 
-/// Retries of a call whose peer could not be reached (upstream's built-in policy).
-const PEER_RETRIES: u32 = 3;
-/// Pause between those retries.
-const PEER_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Lookups of a name that resolves to an empty address before giving up.
 const RESOLVE_ATTEMPTS: u32 = 5;
 /// Pause between those lookups.
@@ -109,6 +106,8 @@ pub struct Invoker {
     peers: PeerPool,
     endpoints: HttpEndpoints,
     metrics: SidecarMetrics,
+    /// The resiliency policies applied to invocations.
+    pub(super) resiliency: Arc<Resiliency>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -138,7 +137,14 @@ impl Invoker {
             peers: PeerPool::new(),
             endpoints: HttpEndpoints::new(),
             metrics: SidecarMetrics::disabled(),
+            resiliency: Arc::new(Resiliency::default()),
         }
+    }
+
+    /// Applies `resiliency`'s app policies (and its built-in service retries).
+    pub fn with_resiliency(mut self, resiliency: Arc<Resiliency>) -> Self {
+        self.resiliency = resiliency;
+        self
     }
 
     /// Records upstream's service-invocation metrics in `metrics`.
@@ -221,22 +227,18 @@ impl Invoker {
         ))
     }
 
-    /// Invokes `request.method` on `target` (an app id, `id.namespace`, an `HTTPEndpoint`
-    /// name or a URL) and returns the reply as soon as its status and headers are known;
-    /// the body streams after. A reply with any status is a success: only failures to get
-    /// one are errors (`ERR_DIRECT_INVOKE`, as upstream words them).
-    pub async fn invoke(
+    /// One call of `request.method` (already normalized) on `target` (an app id,
+    /// `id.namespace`, an `HTTPEndpoint` name or a URL), returning the reply as soon as its
+    /// status and headers are known; the body streams after. A reply with any status is a
+    /// success: only failures to get one are errors (`ERR_DIRECT_INVOKE`, as upstream words
+    /// them). `service_retries` repeats calls that never reached the peer sidecar.
+    pub(super) async fn invoke_once(
         &self,
         target: &str,
-        mut request: InvokeRequest,
+        request: InvokeRequest,
+        service_retries: Option<&RetryPolicy>,
     ) -> Result<InvokeResponse, ApiError> {
         let fail = |reason: String| ApiError::direct_invoke(target, reason);
-        request.method = normalize_method(&request.method).map_err(|reason| {
-            fail(status_error_text(
-                Code::InvalidArgument,
-                &format!("invalid method: {reason}"),
-            ))
-        })?;
         match self.route(target).await.map_err(fail)? {
             Route::Url(url) => {
                 let meter = AppCallMeter::start(&request, CalleeProtocol::Http);
@@ -260,7 +262,9 @@ impl Invoker {
                 self.metrics
                     .record_invocation_request_sent(&id, InvocationKind::Streaming);
                 let started = std::time::Instant::now();
-                let reply = self.invoke_remote(target, &id, &address, request).await;
+                let reply = self
+                    .invoke_remote(target, &id, &address, request, service_retries)
+                    .await;
                 let status = match &reply {
                     Ok(response) => response.status_label(),
                     Err(err) => i32::from(err.http_status.as_u16()),
@@ -345,13 +349,14 @@ impl Invoker {
     }
 
     /// Calls app `id` through its sidecar at `address`. A peer that cannot be reached is
-    /// tried again, after a pause, while the request body is still unsent.
+    /// tried again by `service_retries` while the request body is still unsent.
     async fn invoke_remote(
         &self,
         target: &str,
         id: &str,
         address: &str,
         mut request: InvokeRequest,
+        service_retries: Option<&RetryPolicy>,
     ) -> Result<InvokeResponse, ApiError> {
         self.add_forwarded(&mut request.headers);
         if let Ok(value) = HeaderValue::from_str(id) {
@@ -363,6 +368,7 @@ impl Invoker {
         let head = stream::request_head(&request, metadata::to_internal(&request.headers));
         let slot = BodySlot::new(request.body);
 
+        let mut delays = service_retries.map(RetryPolicy::delays);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -385,9 +391,10 @@ impl Invoker {
                 return Err(error);
             }
             self.peers.forget(address);
-            if attempt <= PEER_RETRIES && slot.is_untouched() {
+            let delay = delays.as_mut().and_then(Iterator::next);
+            if let Some(delay) = delay.filter(|_| slot.is_untouched()) {
                 tracing::debug!("retrying the call to {id} at {address}: {text}");
-                tokio::time::sleep(PEER_RETRY_BACKOFF).await;
+                tokio::time::sleep(delay).await;
                 continue;
             }
             return Err(ApiError::direct_invoke(

@@ -13,6 +13,7 @@ mod invoker;
 pub mod message;
 pub mod metadata;
 pub mod peers;
+mod resilient;
 pub mod status;
 pub mod stream;
 pub mod target;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use dapr_components::lock::{LockStore, TryLockRequest, UnlockRequest, UnlockStatus};
 
 use crate::error::ApiError;
+use crate::resiliency::{ComponentKind, Direction, Policy};
 use crate::runtime::Runtime;
 
 /// The component metadata choosing the key prefix.
@@ -133,13 +134,13 @@ pub async fn try_lock(runtime: &Runtime, request: LockRequest) -> Result<bool, A
         .key_prefix
         .key(&request.resource_id, &handle.name, &runtime.config.app_id)
         .map_err(|reason| logged(errors::try_lock_failed(reason)))?;
-    handle
-        .store
-        .try_lock(TryLockRequest {
-            resource_id,
-            lock_owner: request.lock_owner,
-            expiry_in_seconds: request.expiry_in_seconds,
-        })
+    let request = TryLockRequest {
+        resource_id,
+        lock_owner: request.lock_owner,
+        expiry_in_seconds: request.expiry_in_seconds,
+    };
+    outbound_policy(runtime, &handle)
+        .call(request, |request| handle.store.try_lock(request))
         .await
         .map_err(|error| logged(errors::try_lock_failed(error)))
 }
@@ -152,14 +153,21 @@ pub async fn unlock(runtime: &Runtime, request: LockRequest) -> Result<UnlockSta
         .key_prefix
         .key(&request.resource_id, &handle.name, &runtime.config.app_id)
         .map_err(|reason| logged(errors::unlock_failed(reason)))?;
-    handle
-        .store
-        .unlock(UnlockRequest {
-            resource_id,
-            lock_owner: request.lock_owner,
-        })
+    let request = UnlockRequest {
+        resource_id,
+        lock_owner: request.lock_owner,
+    };
+    outbound_policy(runtime, &handle)
+        .call(request, |request| handle.store.unlock(request))
         .await
         .map_err(|error| logged(errors::unlock_failed(error)))
+}
+
+/// The outbound resiliency policy of the lock store.
+fn outbound_policy(runtime: &Runtime, handle: &LockStoreHandle) -> Policy {
+    runtime
+        .resiliency
+        .component_policy(&handle.name, ComponentKind::Lock, Direction::Outbound)
 }
 
 fn logged(error: ApiError) -> ApiError {

@@ -30,12 +30,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dapr_components::pubsub::PublishRequest;
+use dapr_components::pubsub::{PubSubError, PublishRequest};
 
 use crate::components::PubSubHandle;
 use crate::error::ApiError;
 use crate::go_json::{GoValue, encode_go_value};
 use crate::observability::trace::TraceContext;
+use crate::resiliency::{ComponentKind, Direction};
 use crate::runtime::Runtime;
 use crate::state::Protocol;
 use cloudevent::EventFacts;
@@ -207,10 +208,9 @@ impl<'a> Publisher<'a> {
         };
         let started = Instant::now();
         let result = match self.check_scopes(target) {
-            Ok(()) => target
-                .handle
-                .broker
-                .publish(request)
+            Ok(()) => self
+                .outbound_policy(target)
+                .call(request, |request| target.handle.broker.publish(request))
                 .await
                 .map_err(|error| {
                     errors::publish_message(&target.pubsub_name, &target.topic, &error.to_string())
@@ -272,7 +272,19 @@ impl<'a> Publisher<'a> {
         let count = requests.len();
         let started = Instant::now();
         let outcome = match self.check_scopes(target) {
-            Ok(()) => Ok(target.handle.broker.bulk_publish(requests).await),
+            Ok(()) => {
+                let broker = &target.handle.broker;
+                // Entries carry their own errors: the policy bounds the call as a whole.
+                let published = self
+                    .outbound_policy(target)
+                    .call(requests, |requests| async move {
+                        Ok::<_, PubSubError>(broker.bulk_publish(requests).await)
+                    })
+                    .await;
+                published.map_err(|error| {
+                    errors::publish_message(&target.pubsub_name, &target.topic, &error.to_string())
+                })
+            }
             Err(error) => Err(error),
         };
         let failed = outcome.as_ref().map_or(0, Vec::len);
@@ -336,6 +348,15 @@ impl<'a> Publisher<'a> {
         })?;
         cloudevent::apply_metadata(&mut envelope, target.handle.broker.features(), metadata);
         Ok(Bytes::from(encode_go_value(&GoValue::Object(envelope))))
+    }
+
+    /// The outbound resiliency policy of the target's component.
+    fn outbound_policy(&self, target: &Target) -> crate::resiliency::Policy {
+        self.runtime.resiliency.component_policy(
+            &target.pubsub_name,
+            ComponentKind::PubSub,
+            Direction::Outbound,
+        )
     }
 
     /// `ERR_PUBSUB_FORBIDDEN` unless the app may publish to the target's topic.

@@ -23,7 +23,15 @@ use dapr_components::secretstores::Secret;
 use crate::components::SecretStoreHandle;
 use crate::error::ApiError;
 use crate::observability::metrics::{OperationKind, operation};
+use crate::resiliency::{ComponentKind, Direction, Policy};
 use crate::runtime::Runtime;
+
+/// The outbound resiliency policy of secret store `store_name`.
+fn outbound_policy(runtime: &Runtime, store_name: &str) -> Policy {
+    runtime
+        .resiliency
+        .component_policy(store_name, ComponentKind::SecretStore, Direction::Outbound)
+}
 
 /// Reads secret `key` from store `store_name`, passing `metadata` to the store.
 pub async fn get_secret(
@@ -37,7 +45,9 @@ pub async fn get_secret(
         return Err(logged(errors::permission_denied(key, store_name)));
     }
     let started = Instant::now();
-    let result = handle.store.get_secret(key, metadata).await;
+    let result = outbound_policy(runtime, store_name)
+        .call((), |()| handle.store.get_secret(key, metadata))
+        .await;
     runtime.metrics.record_component_operation(
         OperationKind::Secret,
         store_name,
@@ -57,7 +67,9 @@ pub async fn bulk_get_secret(
 ) -> Result<BTreeMap<String, Secret>, ApiError> {
     let handle = secret_store(runtime, store_name)?;
     let started = Instant::now();
-    let result = handle.store.bulk_get_secret(metadata).await;
+    let result = outbound_policy(runtime, store_name)
+        .call((), |()| handle.store.bulk_get_secret(metadata))
+        .await;
     runtime.metrics.record_component_operation(
         OperationKind::Secret,
         store_name,

@@ -22,12 +22,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dapr_components::state::{
-    BulkGetItem, DeleteRequest, Feature, GetRequest, GetResponse, SetRequest,
+    BulkGetItem, DeleteRequest, Feature, GetRequest, GetResponse, SetRequest, StateError,
 };
 
 use crate::components::{StateStoreHandle, original_key};
 use crate::error::ApiError;
 use crate::observability::metrics::{OperationKind as MetricKind, operation};
+use crate::resiliency::{ComponentKind, Direction, Policy};
 use crate::runtime::Runtime;
 
 /// Which API edge is calling: upstream's edges word a few errors differently.
@@ -128,6 +129,15 @@ impl Store<'_> {
             .map_err(|error| errors::illegal_key(&self.handle.name, key, &error, self.protocol))
     }
 
+    /// The store's outbound resiliency policy.
+    pub(crate) fn policy(&self) -> Policy {
+        self.runtime.resiliency.component_policy(
+            &self.handle.name,
+            ComponentKind::StateStore,
+            Direction::Outbound,
+        )
+    }
+
     /// Counts a store call that started at `started` in the component metrics.
     fn record(&self, operation: &str, succeeded: bool, started: Instant) {
         self.runtime.metrics.record_component_operation(
@@ -144,7 +154,11 @@ impl Store<'_> {
         let key = std::mem::take(&mut request.key);
         request.key = self.stored_key(&key)?;
         let started = Instant::now();
-        let result = self.handle.store.get(request).await;
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call(request, |request| store.get(request))
+            .await;
         self.record(operation::GET, result.is_ok(), started);
         result.map_err(|error| errors::get_failed(self.name(), &key, &error, self.protocol))
     }
@@ -171,7 +185,23 @@ impl Store<'_> {
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let started = Instant::now();
-        let mut items = self.handle.store.bulk_get(requests, parallelism).await;
+        let store = &self.handle.store;
+        // Items carry their own errors: the policy bounds the call (timeout, breaker).
+        let mut items = self
+            .policy()
+            .call(requests, |requests| async move {
+                Ok::<_, StateError>(store.bulk_get(requests, parallelism).await)
+            })
+            .await
+            .unwrap_or_else(|error| {
+                keys.iter()
+                    .map(|key| BulkGetItem {
+                        key: self.stored_key(key).unwrap_or_else(|_| key.clone()),
+                        error: Some(error.to_string()),
+                        ..BulkGetItem::default()
+                    })
+                    .collect()
+            });
         self.record(operation::BULK_GET, true, started);
         for item in &mut items {
             item.key = original_key(&item.key).to_owned();
@@ -191,10 +221,16 @@ impl Store<'_> {
             item.key = self.stored_key(&item.key)?;
         }
         let started = Instant::now();
-        let result = match <[SetRequest; 1]>::try_from(items) {
-            Ok([item]) => self.handle.store.set(item).await,
-            Err(items) => self.handle.store.bulk_set(items).await,
-        };
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call(items, |items| async move {
+                match <[SetRequest; 1]>::try_from(items) {
+                    Ok([item]) => store.set(item).await,
+                    Err(items) => store.bulk_set(items).await,
+                }
+            })
+            .await;
         self.record(operation::SET, result.is_ok(), started);
         result.map_err(|error| errors::save_failed(self.name(), &error, self.protocol))
     }
@@ -204,7 +240,11 @@ impl Store<'_> {
         let key = std::mem::take(&mut request.key);
         request.key = self.stored_key(&key)?;
         let started = Instant::now();
-        let result = self.handle.store.delete(request).await;
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call(request, |request| store.delete(request))
+            .await;
         self.record(operation::DELETE, result.is_ok(), started);
         result.map_err(|error| errors::delete_failed(&key, &error, self.protocol))
     }
@@ -215,10 +255,16 @@ impl Store<'_> {
             request.key = self.stored_key(&request.key)?;
         }
         let started = Instant::now();
-        let result = match <[DeleteRequest; 1]>::try_from(requests) {
-            Ok([request]) => self.handle.store.delete(request).await,
-            Err(requests) => self.handle.store.bulk_delete(requests).await,
-        };
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call(requests, |requests| async move {
+                match <[DeleteRequest; 1]>::try_from(requests) {
+                    Ok([request]) => store.delete(request).await,
+                    Err(requests) => store.bulk_delete(requests).await,
+                }
+            })
+            .await;
         self.record(operation::BULK_DELETE, result.is_ok(), started);
         result.map_err(|error| errors::bulk_delete_failed(self.name(), &error, self.protocol))
     }

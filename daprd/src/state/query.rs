@@ -29,7 +29,13 @@ impl Store<'_> {
         })?;
         metadata.insert(QUERY_KEY_PREFIX_METADATA.to_owned(), self.prefix());
         let started = Instant::now();
-        let result = self.handle.store.query(query, metadata).await;
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call((query, metadata), |(query, metadata)| {
+                store.query(query, metadata)
+            })
+            .await;
         self.record(operation::QUERY, result.is_ok(), started);
         let mut response = result.map_err(|error| match error {
             StateError::NotSupported(_) => errors::query_unsupported(self.name()),

@@ -41,7 +41,11 @@ impl Store<'_> {
             *key = self.stored_key(key)?;
         }
         let started = Instant::now();
-        let result = self.handle.store.transact(request).await;
+        let store = &self.handle.store;
+        let result = self
+            .policy()
+            .call(request, |request| store.transact(request))
+            .await;
         self.record(operation::TRANSACTION, result.is_ok(), started);
         result.map_err(|error| errors::transaction_failed(&error, self.protocol))
     }

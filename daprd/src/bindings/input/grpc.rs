@@ -141,7 +141,9 @@ async fn send_onwards(runtime: &Arc<Runtime>, answer: BindingEventResponse, data
             let request = request();
             tokio::spawn(async move {
                 let components = runtime.components.snapshot();
-                if let Err(reason) = crate::bindings::send(&components, &target, request).await {
+                if let Err(reason) =
+                    crate::bindings::send(&runtime.resiliency, &components, &target, request).await
+                {
                     tracing::error!("{reason}");
                 }
             });
@@ -150,7 +152,9 @@ async fn send_onwards(runtime: &Arc<Runtime>, answer: BindingEventResponse, data
     }
     let components = runtime.components.snapshot();
     for target in &answer.to {
-        if let Err(reason) = crate::bindings::send(&components, target, request()).await {
+        if let Err(reason) =
+            crate::bindings::send(&runtime.resiliency, &components, target, request()).await
+        {
             tracing::error!("error executing app response: {reason}");
             return;
         }

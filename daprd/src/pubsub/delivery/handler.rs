@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use dapr_components::pubsub::{Message, MessageHandler, NotAcknowledged, PublishRequest};
-use dapr_kit::backoff::{BackoffPolicy, Delays};
+use dapr_kit::backoff::Delays;
 use tokio::sync::watch;
 
 use super::event::{EventError, ReceivedEvent, receive};
@@ -24,6 +24,7 @@ use super::{AppTarget, grpc, http};
 use crate::components::PubSubHandle;
 use crate::observability::metrics::SidecarMetrics;
 use crate::pubsub::routing::Routes;
+use crate::resiliency::{Failure, Policy, PolicyError};
 
 /// Everything one subscription's deliveries need.
 pub struct Delivery {
@@ -39,8 +40,8 @@ pub struct Delivery {
     pub raw_payload: Result<bool, EventError>,
     /// The dead-letter topic (empty for none).
     pub dead_letter_topic: String,
-    /// The inbound retry policy, when a resiliency resource gives one.
-    pub retry: Option<BackoffPolicy>,
+    /// The component's inbound resiliency policy.
+    pub policy: Policy,
     /// How the app is reached.
     pub app: AppTarget,
     /// Where ingress metrics go.
@@ -103,27 +104,38 @@ impl Delivery {
         }
     }
 
-    /// Delivers with retries; the last outcome when retries are exhausted or stopping.
+    /// Delivers under the inbound policy (timeout, circuit breaker, retries); the last
+    /// outcome when retries are exhausted or the subscription stops.
     async fn deliver(&self, event: &ReceivedEvent, path: &str) -> Outcome {
-        let mut delays = self.retry_delays();
-        loop {
-            let outcome = self.attempt(event, path).await;
-            let Outcome::Retry(reason) = &outcome else {
-                return outcome;
-            };
-            tracing::warn!(
-                "encountered a retriable error while publishing a subscribed message to topic {}, err: {reason}",
-                self.topic
-            );
-            if !self.wait_to_retry(&mut delays).await {
-                return outcome;
-            }
+        let stop = (!self.stopping.load(Ordering::SeqCst)).then(|| self.stop_signal.clone());
+        let Some(stop) = stop else {
+            return self.attempt(event, path).await;
+        };
+        let delivered = self
+            .policy
+            .run_until(Some(stop), || async {
+                match self.attempt(event, path).await {
+                    Outcome::Retry(reason) => {
+                        tracing::warn!(
+                            "encountered a retriable error while publishing a subscribed message to topic {}, err: {reason}",
+                            self.topic
+                        );
+                        Err(Failure::transient(reason))
+                    }
+                    settled => Ok(settled),
+                }
+            })
+            .await;
+        match delivered {
+            Ok(outcome) => outcome,
+            Err(PolicyError::Failed(reason)) => Outcome::Retry(reason),
+            Err(other) => Outcome::Retry(other.to_string()),
         }
     }
 
     /// The waits of the inbound retry policy (`None`: no policy, no retries).
     pub(super) fn retry_delays(&self) -> Option<Delays> {
-        self.retry.as_ref().map(BackoffPolicy::delays)
+        self.policy.retry_delays()
     }
 
     /// Waits for the next retry; false when `delays` are exhausted or the subscription

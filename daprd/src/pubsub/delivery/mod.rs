@@ -40,6 +40,7 @@ use super::routing::Routes;
 use super::subscriptions::Subscription;
 use crate::channel::AppChannel;
 use crate::components::PubSubHandle;
+use crate::resiliency::{ComponentKind, Direction};
 use crate::runtime::Runtime;
 use handler::Delivery;
 
@@ -215,11 +216,11 @@ pub(crate) async fn subscribe(
         ));
     }
     let routes = Routes::compile(&subscription.rules).map_err(|error| error.to_string())?;
-    let retry = crate::resiliency::component_inbound_retry(
-        &runtime.resiliencies,
+    let policy = runtime.resiliency.component_policy(
         &subscription.pubsub_name,
-    )
-    .map_err(|error| error.to_string())?;
+        ComponentKind::PubSub,
+        Direction::Inbound,
+    );
     let namespace_prefix = if handle.namespace_scoped {
         runtime.config.namespace.clone()
     } else {
@@ -234,7 +235,7 @@ pub(crate) async fn subscribe(
         routes,
         raw_payload: event::raw_payload(&subscription.metadata),
         dead_letter_topic: subscription.dead_letter_topic.clone(),
-        retry,
+        policy,
         app: app.clone(),
         metrics: runtime.metrics.clone(),
         stopping: stopping.clone(),

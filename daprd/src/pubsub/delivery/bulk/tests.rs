@@ -101,7 +101,13 @@ fn bulk_handler(
         routes: Routes::compile(&route(path)).unwrap(),
         raw_payload: Ok(false),
         dead_letter_topic: dead_letter_topic.into(),
-        retry: crate::resiliency::component_inbound_retry(&bus.resiliencies, "bus").unwrap(),
+        policy: crate::resiliency::Resiliency::compile(&bus.resiliencies, bus.metrics.clone())
+            .unwrap()
+            .component_policy(
+                "bus",
+                crate::resiliency::ComponentKind::PubSub,
+                crate::resiliency::Direction::Inbound,
+            ),
         app: AppTarget::new(app, None),
         metrics: bus.metrics.clone(),
         stopping: stopping.clone(),
@@ -443,7 +449,7 @@ async fn entries_are_grouped_by_route() {
         routes: Routes::compile(&rules).unwrap(),
         raw_payload: Ok(false),
         dead_letter_topic: String::new(),
-        retry: None,
+        policy: crate::resiliency::Policy::none(),
         app: AppTarget::new(&app, None),
         metrics: bus.metrics.clone(),
         stopping,
