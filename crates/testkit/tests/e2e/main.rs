@@ -16,6 +16,7 @@ mod pubsub;
 mod pubsub_bad_input;
 mod pubsub_streaming;
 mod python;
+mod resiliency;
 mod secrets;
 mod servers;
 mod sidecar_api;

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::support::{sqlite_config, start_app};
+use crate::support::{sample, sqlite_config, start_app};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -71,15 +71,6 @@ fn spans_of(spans: &[Value], service: &str) -> Vec<Value> {
         })
         .cloned()
         .collect()
-}
-
-/// The value of the first sample of `family` whose labels contain every `needle`.
-fn sample(text: &str, family: &str, needles: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{family}{{")))
-        .find(|line| needles.iter().all(|needle| line.contains(needle)))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ use crate::pubsub::{
     wait_subscribed,
 };
 use crate::state::{error_info_reason, http_error, sdk_failures};
+use crate::support::DurableRedis;
 use crate::wire;
 
 /// The app id of the sidecars here (the forbidden-topic messages name it).
@@ -699,60 +700,6 @@ print('published')
     assert_eq!(response.status.as_u16(), 204, "{}", response.text());
     assert_eq!(redis_reply(&redis, &["XLEN", "orders"]).await, ":1");
     healthy(&daprd).await;
-}
-
-/// A redis-server whose append-only file is fsynced before every reply, on a fixed port,
-/// that can be SIGKILLed and started again over the same data: what it acknowledged
-/// survives.
-struct DurableRedis {
-    port: u16,
-    data: TempDir,
-    process: Option<GuardedProcess>,
-}
-
-impl DurableRedis {
-    /// Starts redis-server on a free port over a fresh data dir.
-    async fn start() -> Self {
-        let mut redis = Self {
-            port: ports::free_port(),
-            data: tempfile::tempdir().unwrap(),
-            process: None,
-        };
-        redis.restart().await;
-        redis
-    }
-
-    /// `127.0.0.1:PORT`, the `redisHost` metadata.
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts redis-server on its port and data; returns once it answers `PING`.
-    async fn restart(&mut self) {
-        assert!(self.process.is_none(), "redis-server is running");
-        let program = programs::find("redis-server", "redis-server").unwrap();
-        let launch = Launch::new("redis-durable", program)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--daemonize", "no"])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.data.path());
-        let process =
-            GuardedProcess::spawn(launch, process::temp_dir("redis-durable").unwrap()).unwrap();
-        let port = self.port;
-        ready::wait_until_ready(&process, Duration::from_secs(30), || {
-            probe::redis_ping(port)
-        })
-        .await
-        .unwrap();
-        self.process = Some(process);
-    }
-
-    /// SIGKILLs redis-server and waits until it is gone.
-    async fn kill(&mut self) {
-        let process = self.process.take().expect("redis-server is running");
-        process.kill().await.unwrap();
-    }
 }
 
 /// Publishes `{"n": id}` to `orders` for each of `$IDS` with the SDK, then (if `$BULK` is

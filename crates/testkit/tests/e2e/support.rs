@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dapr_testkit::process::GuardedProcess;
+use dapr_testkit::process::{self, GuardedProcess, Launch};
 use dapr_testkit::python::{self, Script};
-use dapr_testkit::{Daprd, ports};
+use dapr_testkit::{Daprd, ports, probe, programs, ready};
+use tempfile::TempDir;
 
 /// Bound on starting a test app and on one SDK script.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -71,4 +72,67 @@ pub async fn run_sdk(daprd: &Daprd, source: &str, extra_env: &[(&str, &str)]) ->
         daprd.log_tail(40)
     );
     output.stdout
+}
+
+/// A redis-server whose append-only file is fsynced before every reply, on a fixed port,
+/// that can be SIGKILLed and started again over the same data: what it acknowledged
+/// survives.
+pub struct DurableRedis {
+    port: u16,
+    data: TempDir,
+    process: Option<GuardedProcess>,
+}
+
+impl DurableRedis {
+    /// Starts redis-server on a free port over a fresh data dir.
+    pub async fn start() -> Self {
+        let mut redis = Self {
+            port: ports::free_port(),
+            data: tempfile::tempdir().unwrap(),
+            process: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    /// `127.0.0.1:PORT`, the `redisHost` metadata.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts redis-server on its port and data; returns once it answers `PING`.
+    pub async fn restart(&mut self) {
+        assert!(self.process.is_none(), "redis-server is running");
+        let program = programs::find("redis-server", "redis-server").unwrap();
+        let launch = Launch::new("redis-durable", program)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--daemonize", "no"])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.data.path());
+        let process =
+            GuardedProcess::spawn(launch, process::temp_dir("redis-durable").unwrap()).unwrap();
+        let port = self.port;
+        ready::wait_until_ready(&process, Duration::from_secs(30), || {
+            probe::redis_ping(port)
+        })
+        .await
+        .unwrap();
+        self.process = Some(process);
+    }
+
+    /// SIGKILLs redis-server and waits until it is gone.
+    pub async fn kill(&mut self) {
+        let process = self.process.take().expect("redis-server is running");
+        process.kill().await.unwrap();
+    }
+}
+
+/// The value of the first sample of `family` whose labels contain every `needle`.
+pub fn sample(text: &str, family: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{family}{{")))
+        .find(|line| needles.iter().all(|needle| line.contains(needle)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }
