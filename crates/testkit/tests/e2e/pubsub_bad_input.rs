@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 
 use ::http::Method;
 use bytes::Bytes;
-use dapr_testkit::process::{self, GuardedProcess, Launch};
-use dapr_testkit::{Daprd, Redis, http, ports, probe, programs, ready};
+use dapr_testkit::{Daprd, Redis, http};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 use crate::pubsub::{
     PUBSUB, Received, SubscriberApp, TestDir, WAIT, on_path, programmatic, wait_for_events,
