@@ -168,6 +168,11 @@ impl Invoker {
         self.app_channel.as_ref()
     }
 
+    /// The resiliency policies applied to invocations.
+    pub fn resiliency(&self) -> &Resiliency {
+        &self.resiliency
+    }
+
     /// The pooled connections to peers (and to the app, for proxied gRPC calls).
     pub fn peers(&self) -> &PeerPool {
         &self.peers

@@ -45,6 +45,7 @@ use crate::api::grpc::proxy::GrpcProxy;
 use crate::api::internal::InternalService;
 use crate::channel::{AppChannel, ChannelOptions};
 use crate::config::{AppConnection, AppProtocol};
+use crate::resiliency::Resiliency;
 
 /// A limit for anything that would hang if a body were buffered instead of streamed.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -197,7 +198,11 @@ async fn start_http_app() -> (u16, Arc<Turns>) {
 // ---------------------------------------------------------------------------------------
 // The gRPC app
 
-struct GrpcApp;
+#[derive(Clone, Default)]
+struct GrpcApp {
+    /// Calls of method `fail` received.
+    failed_calls: Arc<std::sync::atomic::AtomicU32>,
+}
 
 fn metadata_text(metadata: &tonic::metadata::MetadataMap, key: &str) -> String {
     metadata
@@ -217,6 +222,8 @@ impl AppCallback for GrpcApp {
         let custom = metadata_text(request.metadata(), "x-custom");
         let message = request.into_inner();
         if message.method == "fail" {
+            self.failed_calls
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Err(tonic::Status::not_found("no such order"));
         }
         let extension = message.http_extension.unwrap_or_default();
@@ -276,8 +283,12 @@ impl Placement for GrpcApp {
 }
 
 async fn start_grpc_app() -> u16 {
-    let router = tonic::service::Routes::new(AppCallbackServer::new(GrpcApp))
-        .add_service(PlacementServer::new(GrpcApp))
+    start_counted_grpc_app(GrpcApp::default()).await
+}
+
+async fn start_counted_grpc_app(app: GrpcApp) -> u16 {
+    let router = tonic::service::Routes::new(AppCallbackServer::new(app.clone()))
+        .add_service(PlacementServer::new(app))
         .into_axum_router();
     serve(router).await.port()
 }
@@ -312,6 +323,16 @@ async fn start_sidecar(
     app: Option<(u16, AppProtocol)>,
     resolver: &Arc<FixedResolver>,
 ) -> Sidecar {
+    start_resilient_sidecar(app_id, app, resolver, Resiliency::default()).await
+}
+
+/// [`start_sidecar`] applying `resiliency`'s policies.
+async fn start_resilient_sidecar(
+    app_id: &str,
+    app: Option<(u16, AppProtocol)>,
+    resolver: &Arc<FixedResolver>,
+    resiliency: Resiliency,
+) -> Sidecar {
     let internal_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let internal = internal_listener.local_addr().unwrap();
     resolver.set(app_id, "default", &internal.to_string());
@@ -331,7 +352,9 @@ async fn start_sidecar(
         AppChannel::new(connection, 4 << 20, ChannelOptions::default()).unwrap()
     });
     let resolver: Arc<dyn NameResolver> = resolver.clone();
-    let invoker = Arc::new(Invoker::new(config, Some(resolver), channel));
+    let invoker = Arc::new(
+        Invoker::new(config, Some(resolver), channel).with_resiliency(Arc::new(resiliency)),
+    );
     let proxy = GrpcProxy::new(Arc::clone(&invoker), None, 4 << 20);
 
     let internal_router =
@@ -1474,5 +1497,76 @@ async fn peers_without_streaming_get_a_unary_call_with_the_whole_body() {
             .contains("target app 'old-slow' is running a version of Dapr that does not support streaming-based service invocation"),
         "{}",
         reply.text()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Resiliency of proxied calls
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_unary_calls_are_retried_by_the_target_apps_policy() {
+    let resolver = Arc::new(FixedResolver::default());
+    let app = GrpcApp::default();
+    let port = start_counted_grpc_app(app.clone()).await;
+    start_sidecar("c", Some((port, AppProtocol::Grpc)), &resolver).await;
+    let policies = dapr_resources::loader::parse_str(
+        std::path::Path::new("resiliency.yaml"),
+        r#"
+apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: {name: proxied}
+spec:
+  policies:
+    retries:
+      notFoundTwice:
+        policy: constant
+        duration: 10ms
+        maxRetries: 2
+        matching: {gRPCStatusCodes: "5"}
+  targets:
+    apps:
+      c: {retry: notFoundTwice}
+"#,
+    )
+    .unwrap()
+    .resiliencies;
+    let resiliency = Resiliency::compile(&policies, Default::default()).unwrap();
+    let caller = start_resilient_sidecar("r", None, &resolver, resiliency).await;
+    let channel = Channel::from_shared(format!("http://{}", caller.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = AppCallbackClient::new(channel);
+    let call = |method: &str| {
+        let mut call = tonic::Request::new(common::InvokeRequest {
+            method: method.into(),
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: b"again".to_vec(),
+            }),
+            content_type: String::new(),
+            http_extension: None,
+        });
+        call.metadata_mut()
+            .insert("dapr-app-id", "c".parse().unwrap());
+        call
+    };
+
+    // NotFound matches the policy: 1 call + 2 retries, then the app's own status.
+    let status = client.on_invoke(call("fail")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(status.message(), "no such order");
+    assert_eq!(
+        app.failed_calls.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+
+    // Successful calls pass once, the buffered request arriving whole.
+    let reply = client.on_invoke(call("echo")).await.unwrap();
+    assert_eq!(reply.metadata().get("x-app").unwrap(), "grpc");
+    assert_eq!(
+        String::from_utf8(reply.into_inner().data.unwrap().value).unwrap(),
+        "echo|r|NONE|||again"
     );
 }

@@ -8,6 +8,7 @@ pub mod invoke;
 mod lock;
 mod message_limit;
 pub mod proxy;
+mod proxy_resiliency;
 mod pubsub;
 mod secrets;
 mod size_status;

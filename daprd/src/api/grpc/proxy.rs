@@ -105,13 +105,27 @@ impl GrpcProxy {
     /// Forwards one call and returns the destination's reply as it streams back, or a
     /// gRPC error when the call cannot be forwarded.
     pub async fn forward(&self, request: Request) -> Response {
-        match self.try_forward(request).await {
+        let outcome = match self.app_policy(request.headers()) {
+            Some(policy) => self.forward_under(policy, request).await,
+            None => self.try_forward(request).await,
+        };
+        match outcome {
             Ok(response) => response,
             Err(status) => status.into_http::<Body>().into_response(),
         }
     }
 
-    async fn try_forward(&self, request: Request) -> Result<Response, Status> {
+    /// The target app's resiliency policy, for calls from the own app (the caller's
+    /// sidecar applies it); `None` when there is none or the call came from a peer.
+    fn app_policy(&self, headers: &HeaderMap) -> Option<crate::resiliency::Policy> {
+        if headers.contains_key(CALLEE_APP_ID_HEADER) {
+            return None;
+        }
+        let target = header_text(headers, APP_ID_HEADER)?;
+        Some(self.invoker.resiliency().app_policy(&target)).filter(|policy| !policy.is_empty())
+    }
+
+    pub(super) async fn try_forward(&self, request: Request) -> Result<Response, Status> {
         let (mut parts, body) = request.into_parts();
         let target = header_text(&parts.headers, CALLEE_APP_ID_HEADER)
             .or_else(|| header_text(&parts.headers, APP_ID_HEADER))
