@@ -1,14 +1,19 @@
 //! The configuration stores this build provides, created by upstream's component type and
-//! version (`configuration.redis` `v1`).
+//! version (`configuration.redis`, `configuration.postgresql` and its alias
+//! `configuration.postgres`, each `v1`).
 
 use std::sync::Arc;
 
-use super::{ConfigurationError, ConfigurationStore, redis};
+use super::{ConfigurationError, ConfigurationStore, postgresql, redis};
 use crate::metadata::Properties;
 use crate::version::is_initial;
 
 /// Every `type` this build accepts, with the versions each has.
-pub const CONFIGURATION_TYPES: &[(&str, &[&str])] = &[("configuration.redis", &["v1"])];
+pub const CONFIGURATION_TYPES: &[(&str, &[&str])] = &[
+    ("configuration.redis", &["v1"]),
+    ("configuration.postgresql", &["v1"]),
+    ("configuration.postgres", &["v1"]),
+];
 
 /// Why a configuration store could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +41,9 @@ pub async fn open(
     match component_type.to_ascii_lowercase().as_str() {
         "configuration.redis" if is_initial(version) => {
             Ok(Arc::new(redis::open(properties).await?))
+        }
+        "configuration.postgresql" | "configuration.postgres" if is_initial(version) => {
+            Ok(Arc::new(postgresql::open(properties).await?))
         }
         _ => Err(OpenError::Unknown {
             component_type: component_type.to_owned(),

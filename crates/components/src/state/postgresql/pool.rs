@@ -5,6 +5,9 @@
 //! declared types (the state store's own SQL) or of types the server infers (the SQL
 //! apps send through `bindings.postgresql`).
 //!
+//! [`Pool::listener`] opens a connection outside the pool whose server notifications
+//! (`LISTEN`/`NOTIFY`) are handed over on a channel.
+//!
 //! A leased connection goes back to the pool only when it is known to be in a clean
 //! state: no statement in flight (the caller's future was not dropped half-way) and no
 //! open transaction. Anything else is closed, so a cancelled request never leaks a
@@ -15,11 +18,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Socket, Statement};
+use tokio_postgres::{
+    AsyncMessage, Client, Config, NoTls, Notification, Row, SimpleQueryMessage, Socket, Statement,
+};
 
 use super::tls::{Attempt, Tls};
 use crate::state::StateError;
@@ -153,7 +159,10 @@ impl Pool {
         let reusable = self.take_idle();
         let conn = match reusable {
             Some(conn) => conn,
-            None => self.connect().await?,
+            None => Conn {
+                client: self.connect(None).await?,
+                statements: HashMap::new(),
+            },
         };
         Ok(Lease {
             pool: self,
@@ -194,17 +203,15 @@ impl Pool {
     /// Opens a connection, making the TLS plan's attempts in order until one succeeds or
     /// the server refuses the credentials, the database or the privilege to connect
     /// (which another attempt would not change).
-    async fn connect(&self) -> Result<Conn, StateError> {
+    async fn connect(
+        &self,
+        notifications: Option<&UnboundedSender<Notification>>,
+    ) -> Result<Client, StateError> {
         let attempts = self.options.tls.attempts();
         let mut failures = Vec::new();
         for attempt in attempts {
-            let error = match self.connect_once(attempt).await {
-                Ok(client) => {
-                    return Ok(Conn {
-                        client,
-                        statements: HashMap::new(),
-                    });
-                }
+            let error = match self.connect_once(attempt, notifications).await {
+                Ok(client) => return Ok(client),
                 Err(error) => error,
             };
             tracing::debug!(%attempt, error = %describe(&error), "postgresql connection attempt failed");
@@ -240,15 +247,31 @@ impl Pool {
         )))
     }
 
-    async fn connect_once(&self, attempt: &Attempt) -> Result<Client, tokio_postgres::Error> {
+    async fn connect_once(
+        &self,
+        attempt: &Attempt,
+        notifications: Option<&UnboundedSender<Notification>>,
+    ) -> Result<Client, tokio_postgres::Error> {
         match attempt {
             Attempt::Tls { mode, connector } => {
                 let mut config = self.options.config.clone();
                 config.ssl_mode(*mode);
-                spawn_connection(&config, connector.clone()).await
+                spawn_connection(&config, connector.clone(), notifications.cloned()).await
             }
-            Attempt::Plain => spawn_connection(&self.options.config, NoTls).await,
+            Attempt::Plain => {
+                spawn_connection(&self.options.config, NoTls, notifications.cloned()).await
+            }
         }
+    }
+
+    /// A connection of its own (not counted by the pool) and the notifications the
+    /// server sends it; the channel closes when the connection ends.
+    pub(crate) async fn listener(
+        &self,
+    ) -> Result<(Client, UnboundedReceiver<Notification>), StateError> {
+        let (sender, receiver) = unbounded_channel();
+        let client = self.connect(Some(&sender)).await?;
+        Ok((client, receiver))
     }
 }
 
@@ -261,16 +284,34 @@ fn rejected_certificate(error: &tokio_postgres::Error) -> bool {
         .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
 }
 
-/// Connects and drives the connection on its own task.
-async fn spawn_connection<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>
+/// Connects and drives the connection on its own task, handing server notifications to
+/// `notifications` when given.
+async fn spawn_connection<T>(
+    config: &Config,
+    tls: T,
+    notifications: Option<UnboundedSender<Notification>>,
+) -> Result<Client, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
 {
-    let (client, connection) = config.connect(tls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(error = %describe(&error), "postgresql connection ended");
+        loop {
+            match futures::future::poll_fn(|context| connection.poll_message(context)).await {
+                Some(Ok(AsyncMessage::Notification(notification))) => {
+                    if let Some(sender) = &notifications {
+                        // A listener that went away needs no more notifications.
+                        let _ = sender.send(notification);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(error = %describe(&error), "postgresql connection ended");
+                    break;
+                }
+                None => break,
+            }
         }
     });
     Ok(client)

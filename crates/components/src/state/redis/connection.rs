@@ -197,6 +197,21 @@ impl Redis {
         })
     }
 
+    /// A client for a dedicated connection to the single server of `metadata` (pub/sub
+    /// subscriptions need their own connection); `None` for a cluster or Sentinel.
+    pub(crate) fn single_server_client(metadata: &RedisMetadata) -> Option<RedisResult<Client>> {
+        match metadata.topology {
+            Topology::Node => Some(
+                metadata
+                    .addresses
+                    .first()
+                    .ok_or_else(no_address)
+                    .and_then(|address| client(address, metadata)),
+            ),
+            _ => None,
+        }
+    }
+
     /// True for a Redis Cluster (multi-key scripts must stay within one slot).
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
