@@ -33,6 +33,8 @@ pub struct Runtime {
     pub components: Arc<Components>,
     /// The compiled resiliency policies.
     pub resiliency: Arc<Resiliency>,
+    /// The running gRPC configuration subscription streams.
+    pub configuration_streams: crate::configuration::subscribe::StreamSubscriptions,
     /// Which secrets the app may read from each secret store.
     pub secret_scopes: SecretScopes,
     /// Upstream's metric families.

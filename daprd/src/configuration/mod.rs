@@ -1,7 +1,9 @@
-//! The configuration API's core (`GetConfiguration` and its alpha1 alias), shared by the
-//! HTTP and gRPC edges: finding the store, reading the items, recording
-//! `dapr_component_configuration_*`, and upstream's errors.
+//! The configuration API's core, shared by the HTTP and gRPC edges: finding the store,
+//! reading the items (`GetConfiguration` and its alpha1 alias), recording
+//! `dapr_component_configuration_*`, and upstream's errors; subscriptions are in
+//! [`subscribe`].
 
+pub mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -35,13 +37,11 @@ impl std::fmt::Debug for ConfigurationStoreHandle {
     }
 }
 
-/// Reads `keys` (every item when empty) from store `store_name`.
-pub async fn get(
+/// Store `store_name`, or upstream's error when there is none or no such store.
+pub(crate) fn store(
     runtime: &Runtime,
     store_name: &str,
-    keys: &[String],
-    metadata: &HashMap<String, String>,
-) -> Result<BTreeMap<String, ConfigurationItem>, ApiError> {
+) -> Result<Arc<ConfigurationStoreHandle>, ApiError> {
     let components = runtime.components.snapshot();
     if components.configurations.is_empty() {
         return Err(logged(
@@ -65,6 +65,17 @@ pub async fn get(
             .with_info("ERR_CONFIGURATION_STORE_NOT_FOUND", BTreeMap::new()),
         ));
     };
+    Ok(handle)
+}
+
+/// Reads `keys` (every item when empty) from store `store_name`.
+pub async fn get(
+    runtime: &Runtime,
+    store_name: &str,
+    keys: &[String],
+    metadata: &HashMap<String, String>,
+) -> Result<BTreeMap<String, ConfigurationItem>, ApiError> {
+    let handle = store(runtime, store_name)?;
     let started = Instant::now();
     let result = runtime
         .resiliency
@@ -98,7 +109,7 @@ pub async fn get(
     })
 }
 
-fn logged(error: ApiError) -> ApiError {
+pub(crate) fn logged(error: ApiError) -> ApiError {
     tracing::debug!("{error}");
     error
 }

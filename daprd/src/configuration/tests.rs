@@ -1,6 +1,7 @@
 //! The configuration API through both edges of an in-process sidecar over a real
 //! redis-server: items by key and all items, over HTTP (`v1.0` and `v1.0-alpha1`) and
-//! gRPC (`GetConfiguration` and its alpha1 alias), and upstream's errors.
+//! gRPC (`GetConfiguration` and its alpha1 alias), gRPC subscription streams and their
+//! end, and upstream's errors.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -152,5 +153,172 @@ async fn unknown_and_missing_stores_get_upstreams_errors() {
     assert!(
         message.starts_with("failed to get [a] from Configuration store config: "),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn grpc_subscriptions_stream_updates_until_unsubscribed() {
+    use dapr_proto::runtime::{SubscribeConfigurationRequest, UnsubscribeConfigurationRequest};
+    let redis = Redis::start().await.unwrap();
+    let apis = sidecar(Some(&redis)).await;
+    let mut grpc = apis.grpc.clone();
+    let mut stream = grpc
+        .subscribe_configuration(SubscribeConfigurationRequest {
+            store_name: "config".into(),
+            keys: vec!["color".into()],
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let patience = std::time::Duration::from_secs(10);
+    let first = tokio::time::timeout(patience, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!first.id.is_empty());
+    assert!(
+        first.items.is_empty(),
+        "the first message only names the subscription"
+    );
+
+    redis_cli(&redis, &["SET", "color", "teal||9"]);
+    let update = tokio::time::timeout(patience, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(update.id, first.id);
+    assert_eq!(update.items["color"].value, "teal");
+    assert_eq!(update.items["color"].version, "9");
+
+    // The alpha1 alias streams the same way.
+    let mut alpha = grpc
+        .subscribe_configuration_alpha1(SubscribeConfigurationRequest {
+            store_name: "config".into(),
+            keys: vec![],
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let alpha_first = tokio::time::timeout(patience, alpha.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_ne!(alpha_first.id, first.id);
+
+    // Unsubscribing ends the stream; a second time the id is unknown.
+    let reply = grpc
+        .unsubscribe_configuration(UnsubscribeConfigurationRequest {
+            store_name: "config".into(),
+            id: first.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.ok, "{reply:?}");
+    let ended = tokio::time::timeout(patience, stream.message())
+        .await
+        .unwrap();
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    let again = grpc
+        .unsubscribe_configuration_alpha1(UnsubscribeConfigurationRequest {
+            store_name: "config".into(),
+            id: first.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.ok);
+    assert_eq!(
+        again.message,
+        format!(
+            "failed to unsubscribe to configuration request {}: subscription does not exist",
+            first.id
+        )
+    );
+    // The store stopped the subscription too: HTTP unsubscribe no longer finds it.
+    let (status, body) = get(
+        apis.http,
+        &format!("/v1.0/configuration/config/{}/unsubscribe", first.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"message": format!(
+            "failed to unsubscribe to configuration request {0}: subscription with id {0} does not exist",
+            first.id
+        )})
+    );
+
+    // A client that goes away is unsubscribed as well.
+    drop(alpha);
+    let mut unsubscribed = false;
+    for _ in 0..50 {
+        let (status, _) = get(
+            apis.http,
+            &format!("/v1.0/configuration/config/{}/unsubscribe", alpha_first.id),
+        )
+        .await;
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            unsubscribed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(unsubscribed, "the dropped stream's subscription must end");
+}
+
+#[tokio::test]
+async fn subscribing_without_an_app_or_store_gets_upstreams_errors() {
+    use dapr_proto::runtime::SubscribeConfigurationRequest;
+    let redis = Redis::start().await.unwrap();
+    let apis = sidecar(Some(&redis)).await;
+    // This sidecar has no app: HTTP subscriptions have nowhere to go.
+    let (status, body) = get(apis.http, "/v1.0/configuration/config/subscribe?key=a").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"errorCode": "ERR_APP_CHANNEL_NIL", "message": "app channel is not initialized. cannot subscribe to configuration updates"})
+    );
+    let (status, body) = get(apis.http, "/v1.0-alpha1/configuration/nope/subscribe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errorCode"], "ERR_CONFIGURATION_STORE_NOT_FOUND");
+    let (status, body) = get(apis.http, "/v1.0/configuration/nope/some-id/unsubscribe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errorCode"], "ERR_CONFIGURATION_STORE_NOT_FOUND");
+
+    let mut grpc = apis.grpc.clone();
+    let error = grpc
+        .subscribe_configuration(SubscribeConfigurationRequest {
+            store_name: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert_eq!(error.message(), "configuration store nope not found");
+
+    // The store's server is gone: upstream's subscribe error.
+    drop(redis);
+    let error = grpc
+        .subscribe_configuration(SubscribeConfigurationRequest {
+            store_name: "config".into(),
+            keys: vec!["a".into(), "b".into()],
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error
+            .message()
+            .starts_with("failed to subscribe [a b] from Configuration store config: "),
+        "{}",
+        error.message()
     );
 }

@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use dapr_testkit::{Daprd, Mosquitto, Postgres, RabbitMq, Redis, http, programs};
+use dapr_testkit::{Daprd, Mosquitto, Postgres, RabbitMq, Redis, http};
 use serde_json::{Value, json};
 
 use crate::pubsub::{Received, SubscriberApp, TestDir, on_path, wait_for_events, wait_for_log};
 use crate::state::{http_error, sdk_failures};
-use crate::support::run_sdk;
+use crate::support::{run_sdk, tool};
 
 /// Bound on waiting for input events.
 const WAIT: Duration = Duration::from_secs(60);
@@ -72,25 +72,6 @@ async fn invoke_over_http(daprd: &Daprd, name: &str, body: Value) -> http::Respo
     http::post_json(&format!("{}/v1.0/bindings/{name}", daprd.base_url()), &body)
         .await
         .unwrap()
-}
-
-/// Runs a system tool (`redis-cli`, `psql`) and returns its stdout without the final
-/// newline.
-async fn tool(program: &str, package: &str, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(programs::find(program, package).unwrap())
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_owned()
 }
 
 /// One `redis-cli` command against `redis`.

@@ -136,3 +136,22 @@ pub fn sample(text: &str, family: &str, needles: &[&str]) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
+
+/// Runs a system tool (`redis-cli`, `psql`) and returns its stdout without the final
+/// newline.
+pub async fn tool(program: &str, package: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(programs::find(program, package).unwrap())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_owned()
+}

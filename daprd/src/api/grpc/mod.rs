@@ -173,6 +173,46 @@ impl Dapr for DaprApi {
         configuration::get_configuration(&self.runtime, request).await
     }
 
+    async fn subscribe_configuration(
+        &self,
+        request: Request<runtime::SubscribeConfigurationRequest>,
+    ) -> Result<
+        Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>,
+        Status,
+    > {
+        configuration::subscribe_configuration(&self.runtime, request).await
+    }
+
+    async fn subscribe_configuration_alpha1(
+        &self,
+        request: Request<runtime::SubscribeConfigurationRequest>,
+    ) -> Result<
+        Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>,
+        Status,
+    > {
+        configuration::subscribe_configuration(&self.runtime, request).await
+    }
+
+    async fn unsubscribe_configuration(
+        &self,
+        request: Request<runtime::UnsubscribeConfigurationRequest>,
+    ) -> Result<Response<runtime::UnsubscribeConfigurationResponse>, Status> {
+        Ok(configuration::unsubscribe_configuration(
+            &self.runtime,
+            request,
+        ))
+    }
+
+    async fn unsubscribe_configuration_alpha1(
+        &self,
+        request: Request<runtime::UnsubscribeConfigurationRequest>,
+    ) -> Result<Response<runtime::UnsubscribeConfigurationResponse>, Status> {
+        Ok(configuration::unsubscribe_configuration(
+            &self.runtime,
+            request,
+        ))
+    }
+
     async fn try_lock_alpha1(
         &self,
         request: Request<runtime::TryLockRequest>,
