@@ -176,20 +176,16 @@ impl Dapr for DaprApi {
     async fn subscribe_configuration(
         &self,
         request: Request<runtime::SubscribeConfigurationRequest>,
-    ) -> Result<
-        Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>,
-        Status,
-    > {
+    ) -> Result<Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>, Status>
+    {
         configuration::subscribe_configuration(&self.runtime, request).await
     }
 
     async fn subscribe_configuration_alpha1(
         &self,
         request: Request<runtime::SubscribeConfigurationRequest>,
-    ) -> Result<
-        Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>,
-        Status,
-    > {
+    ) -> Result<Response<tonic::codegen::BoxStream<runtime::SubscribeConfigurationResponse>>, Status>
+    {
         configuration::subscribe_configuration(&self.runtime, request).await
     }
 
