@@ -2,6 +2,7 @@
 //! channel back to the application, and the components behind every building block. This
 //! crate is the runtime as a library; `main.rs` only parses flags and calls [`run`].
 
+pub mod acl;
 pub mod bindings;
 pub mod channel;
 pub mod components;
@@ -62,6 +63,9 @@ pub enum RuntimeError {
     /// The resources or configuration file are invalid.
     #[error(transparent)]
     Resources(#[from] resources::ResourcesError),
+    /// The configuration's access control section is invalid.
+    #[error("error loading configuration: {0}")]
+    AccessControl(#[from] acl::AclError),
     /// A resiliency resource is invalid.
     #[error("error loading resiliency policies: {0}")]
     Resiliency(#[from] resiliency::ResiliencyError),
@@ -250,6 +254,18 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
             omit_health_checks: api_logging_spec.omit_health_checks.unwrap_or(false),
         });
 
+    let app_is_http = config.app.as_ref().is_some_and(|app| {
+        matches!(
+            app.protocol,
+            config::AppProtocol::Http | config::AppProtocol::Https | config::AppProtocol::H2c
+        )
+    });
+    let access_control = acl::AccessControl::compile(
+        configuration_spec.and_then(|spec| spec.access_control.as_ref()),
+        app_is_http,
+        metrics.clone(),
+    )?
+    .map(Arc::new);
     let resiliency = Arc::new(resiliency::Resiliency::compile(
         &startup.resources.resiliencies,
         metrics.clone(),
@@ -307,6 +323,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         invoker,
         components,
         resiliency,
+        access_control,
         configuration_streams: Default::default(),
         secret_scopes,
         metrics,

@@ -33,6 +33,8 @@ pub struct Runtime {
     pub components: Arc<Components>,
     /// The compiled resiliency policies.
     pub resiliency: Arc<Resiliency>,
+    /// Access control of calls from other sidecars, when the configuration sets it.
+    pub access_control: Option<Arc<crate::acl::AccessControl>>,
     /// The running gRPC configuration subscription streams.
     pub configuration_streams: crate::configuration::subscribe::StreamSubscriptions,
     /// Which secrets the app may read from each secret store.

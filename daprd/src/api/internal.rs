@@ -1,7 +1,8 @@
 //! The internal API other sidecars call (`dapr.proto.internals.v1.ServiceInvocation`,
-//! served on `--dapr-internal-grpc-port`): `CallLocal` and `CallLocalStream` hand the call
-//! to this sidecar's app channel and send back the app's status, headers, trailers and
-//! body. The actor methods keep the generated `Unimplemented` answers.
+//! served on `--dapr-internal-grpc-port`): `CallLocal` and `CallLocalStream` check the call
+//! against the access control policies, hand it to this sidecar's app channel and send
+//! back the app's status, headers, trailers and body. The actor methods keep the generated
+//! `Unimplemented` answers.
 
 use crate::observability::metrics::GrpcServerMetricsLayer;
 use crate::observability::trace::GrpcServerTraceLayer;
@@ -20,6 +21,7 @@ use http_body_util::BodyExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::acl::{AccessControl, CallerIdentity};
 use crate::channel::AppChannel;
 use crate::invoke::app_call::{AppCallMeter, CalleeProtocol};
 use crate::invoke::target::normalize_method;
@@ -29,12 +31,22 @@ use crate::invoke::{InvokeRequest, InvokeResponse, Invoker, stream};
 #[derive(Debug, Clone)]
 pub struct InternalService {
     invoker: Arc<Invoker>,
+    access_control: Option<Arc<AccessControl>>,
 }
 
 impl InternalService {
     /// The service, calling the app channel of `invoker`.
     pub fn new(invoker: Arc<Invoker>) -> Self {
-        Self { invoker }
+        Self {
+            invoker,
+            access_control: None,
+        }
+    }
+
+    /// Checks every call against `access_control`.
+    pub fn with_access_control(mut self, access_control: Option<Arc<AccessControl>>) -> Self {
+        self.access_control = access_control;
+        self
     }
 
     /// The tonic server to add to the internal gRPC server's routes.
@@ -64,7 +76,7 @@ impl InternalService {
         let metrics = self.invoker.metrics();
         metrics.record_invocation_request_received(&caller);
         let meter = AppCallMeter::start(&request, CalleeProtocol::of(channel.app().protocol));
-        let reply = Self::call_channel(channel, request).await;
+        let reply = self.call_channel(channel, request).await;
         meter.finish(metrics, reply.as_ref().ok());
         let status = match &reply {
             Ok(response) => response.status_label(),
@@ -74,13 +86,20 @@ impl InternalService {
         reply
     }
 
-    /// Calls the app with a checked method; channel failures become `Internal`.
+    /// Calls the app with a checked method, once access control allows it; channel
+    /// failures become `Internal`.
     async fn call_channel(
+        &self,
         channel: &AppChannel,
         mut request: InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
         request.method = normalize_method(&request.method)
             .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
+        if let Some(access_control) = &self.access_control {
+            let caller = CallerIdentity::of_internal_call(&request.headers);
+            let verb = request.http_verb.as_ref().map(axum::http::Method::as_str);
+            access_control.authorize(caller.as_ref(), &request.method, verb)?;
+        }
         channel
             .invoke(request)
             .await
@@ -139,6 +158,7 @@ impl ServiceInvocation for InternalService {
 pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router {
     let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
     let service = InternalService::new(runtime.invoker.clone())
+        .with_access_control(runtime.access_control.clone())
         .into_server()
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -146,7 +166,8 @@ pub fn router(runtime: &std::sync::Arc<crate::runtime::Runtime>) -> axum::Router
         runtime.invoker.clone(),
         runtime.config.app_api_token.clone(),
         limit,
-    );
+    )
+    .with_access_control(runtime.access_control.clone());
     tonic::service::Routes::new(service)
         .into_axum_router()
         .fallback_service(proxy.router())

@@ -19,9 +19,11 @@ use tonic::Status;
 use tower::ServiceExt;
 
 use super::message_limit::{LimitedMessages, Tripwire};
+use crate::acl::{AccessControl, CallerIdentity};
 use crate::config::AppProtocol;
 use crate::invoke::metadata::{
-    APP_ID_HEADER, CALLEE_APP_ID_HEADER, CALLER_APP_ID_HEADER, is_hop_by_hop,
+    APP_ID_HEADER, CALLEE_APP_ID_HEADER, CALLER_APP_ID_HEADER, CALLER_NAMESPACE_HEADER,
+    is_hop_by_hop,
 };
 use crate::invoke::peers::dial_failure;
 use crate::invoke::target::{Target, normalize_method};
@@ -33,6 +35,8 @@ pub struct GrpcProxy {
     invoker: Arc<Invoker>,
     app_api_token: Option<HeaderValue>,
     max_message_size: usize,
+    /// Checks calls arriving from other sidecars (internal server only).
+    access_control: Option<Arc<AccessControl>>,
 }
 
 /// Where a proxied call goes.
@@ -62,7 +66,15 @@ impl GrpcProxy {
             invoker,
             app_api_token,
             max_message_size,
+            access_control: None,
         }
+    }
+
+    /// Checks calls from other sidecars against `access_control` (the operation is the
+    /// gRPC method path, without a verb), before they reach the app.
+    pub fn with_access_control(mut self, access_control: Option<Arc<AccessControl>>) -> Self {
+        self.access_control = access_control;
+        self
     }
 
     /// Sends `parts` and `body` over `channel`, checking message sizes both ways. A
@@ -135,6 +147,12 @@ impl GrpcProxy {
                 ))
             })?;
         let destination = self.destination(&target, parts.uri.path()).await?;
+        if let (Some(access_control), Destination::App(_)) = (&self.access_control, &destination)
+            && parts.headers.contains_key(CALLEE_APP_ID_HEADER)
+        {
+            let caller = CallerIdentity::of_internal_call(&parts.headers);
+            access_control.authorize(caller.as_ref(), parts.uri.path(), None)?;
+        }
 
         let headers = &mut parts.headers;
         headers.remove(APP_ID_HEADER);
@@ -168,9 +186,10 @@ impl GrpcProxy {
                 }
             }
             Destination::Peer { id, address } => {
-                let caller = &self.invoker.config().app_id;
+                let own = self.invoker.config();
                 for (name, value) in [
-                    (CALLER_APP_ID_HEADER, caller.as_str()),
+                    (CALLER_APP_ID_HEADER, own.app_id.as_str()),
+                    (CALLER_NAMESPACE_HEADER, own.namespace.as_str()),
                     (CALLEE_APP_ID_HEADER, id.as_str()),
                 ] {
                     let value = HeaderValue::from_str(value).map_err(|_| {

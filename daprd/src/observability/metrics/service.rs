@@ -234,6 +234,31 @@ impl ServiceFamilies {
 }
 
 impl SidecarMetrics {
+    /// An access control decision on a call from `app_id` in `namespace` of
+    /// `trust_domain` (the caller's identity, as upstream labels it), taken by the
+    /// caller's app policy or by the global default.
+    pub fn record_acl_decision(
+        &self,
+        app_policy: bool,
+        allowed: bool,
+        app_id: &str,
+        trust_domain: &str,
+        namespace: &str,
+    ) {
+        if let Some(families) = self.families() {
+            let service = &families.service;
+            let family = match (app_policy, allowed) {
+                (true, true) => &service.acl_app_allowed,
+                (true, false) => &service.acl_app_blocked,
+                (false, true) => &service.acl_global_allowed,
+                (false, false) => &service.acl_global_blocked,
+            };
+            family
+                .with_label_values(&[app_id, trust_domain, namespace])
+                .inc();
+        }
+    }
+
     /// A component was loaded.
     pub fn record_component_loaded(&self) {
         if let Some(families) = self.families() {
