@@ -66,6 +66,9 @@ pub enum RuntimeError {
     /// The configuration's access control section is invalid.
     #[error("error loading configuration: {0}")]
     AccessControl(#[from] acl::AclError),
+    /// The configuration's API allowlist or denylist is invalid.
+    #[error("error loading configuration: {0}")]
+    ApiAccess(#[from] api::api_access::ApiAccessError),
     /// A resiliency resource is invalid.
     #[error("error loading resiliency policies: {0}")]
     Resiliency(#[from] resiliency::ResiliencyError),
@@ -266,6 +269,9 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         metrics.clone(),
     )?
     .map(Arc::new);
+    let api_access = Arc::new(api::api_access::ApiAccess::compile(
+        configuration_spec.and_then(|spec| spec.api.as_ref()),
+    )?);
     let resiliency = Arc::new(resiliency::Resiliency::compile(
         &startup.resources.resiliencies,
         metrics.clone(),
@@ -323,6 +329,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         invoker,
         components,
         resiliency,
+        api_access,
         access_control,
         configuration_streams: Default::default(),
         secret_scopes,

@@ -33,6 +33,8 @@ pub struct Runtime {
     pub components: Arc<Components>,
     /// The compiled resiliency policies.
     pub resiliency: Arc<Resiliency>,
+    /// Which public APIs the app may call (`spec.api`).
+    pub api_access: Arc<crate::api::api_access::ApiAccess>,
     /// Access control of calls from other sidecars, when the configuration sets it.
     pub access_control: Option<Arc<crate::acl::AccessControl>>,
     /// The running gRPC configuration subscription streams.

@@ -215,3 +215,95 @@ async fn a_bad_access_control_section_stops_the_sidecar() {
         "{error}"
     );
 }
+
+/// Over HTTP only `state` v1 is allowed; over gRPC only `metadata` v1.
+const API_LISTS: &str = "  api:
+    allowed:
+    - {name: state, version: v1, protocol: http}
+    - {name: metadata, version: v1, protocol: grpc}
+";
+
+const API_SCRIPT: &str = r#"
+from dapr.clients import DaprClient
+from dapr.clients.exceptions import DaprGrpcError
+
+with DaprClient() as client:
+    print("metadata", client.get_metadata().application_id)
+    try:
+        client.save_state("store", "k", "v")
+        print("save allowed")
+    except DaprGrpcError as error:
+        print("save", error.code().name, error.details())
+"#;
+
+#[tokio::test]
+async fn api_allowlists_restrict_each_protocol_and_keep_health_checks_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path(), API_LISTS);
+    let resources = dir.path().join("resources");
+    std::fs::create_dir_all(&resources).unwrap();
+    std::fs::write(
+        resources.join("store.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: store\nspec:\n  type: state.in-memory\n  version: v1\n",
+    )
+    .unwrap();
+    let daprd = Daprd::builder("listed")
+        .config(&config)
+        .resources_path(&resources)
+        .start()
+        .await
+        .unwrap();
+    let base = daprd.base_url();
+
+    let saved = http::post_json(
+        &format!("{base}/v1.0/state/store"),
+        &serde_json::json!([{"key": "k", "value": "v"}]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved.status, 204, "{}", saved.text());
+    let read = http::get(&format!("{base}/v1.0/state/store/k"))
+        .await
+        .unwrap();
+    assert_eq!(read.text(), "\"v\"");
+    // Everything else is as if it did not exist (invocation is not allowed either).
+    for path in [
+        "/v1.0/metadata",
+        "/v1.0/publish/bus/topic",
+        "/v1.0-alpha1/state/store/query",
+        "/v1.0/invoke/x/method/y",
+    ] {
+        let response = http::get(&format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status, 404, "{path}");
+        assert_eq!(response.text(), "404 page not found\n", "{path}");
+    }
+    let health = http::get(&format!("{base}/v1.0/healthz")).await.unwrap();
+    assert_eq!(health.status, 204);
+
+    let output = run_sdk(&daprd, API_SCRIPT, &[]).await;
+    assert_eq!(
+        output, "metadata listed\nsave UNIMPLEMENTED Not Implemented\n",
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_api_rule_stops_the_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(
+        dir.path(),
+        "  api:\n    denied:\n    - {name: state, version: v1, protocol: websocket}\n",
+    );
+    let error = Daprd::builder("misconfigured")
+        .config(&config)
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(
+            "api.denied[0].protocol: invalid protocol \\\"websocket\\\": use http or grpc"
+        ),
+        "{error}"
+    );
+}

@@ -39,7 +39,7 @@ const TRANSPORT_HEADERS: [&str; 6] = [
 
 /// The gRPC error for an HTTP app's non-2xx `status` with response `body`, or `None`
 /// for a success.
-fn http_error(status: StatusCode, body: &[u8]) -> Option<Status> {
+pub(crate) fn http_error(status: StatusCode, body: &[u8]) -> Option<Status> {
     let code = grpc_code_from_http_status(status);
     if code == Code::Ok {
         return None;

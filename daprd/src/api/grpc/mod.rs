@@ -236,6 +236,7 @@ impl Dapr for DaprApi {
 /// the app named by `dapr-app-id`; with the API-token check and message size limits.
 pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let token = runtime.config.api_token.clone();
+    let api_access = runtime.api_access.clone();
     let observed = runtime.clone();
     let limit = usize::try_from(runtime.config.max_body_size).unwrap_or(usize::MAX);
     let proxy = proxy::GrpcProxy::new(
@@ -249,6 +250,10 @@ pub fn router(runtime: Arc<Runtime>) -> axum::Router {
     let router = tonic::service::Routes::new(dapr)
         .into_axum_router()
         .fallback_service(proxy.router())
+        .layer(axum::middleware::from_fn_with_state(
+            api_access,
+            crate::api::api_access::grpc_layer,
+        ))
         .layer(axum::middleware::from_fn(size_status::grpc_go_size_status))
         .layer(axum::middleware::from_fn_with_state(
             token,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post, put};
 
-use crate::api::middleware;
+use crate::api::{api_access, middleware};
 use crate::observability::api_log::HttpApiLogLayer;
 use crate::observability::metrics::HttpServerMetricsLayer;
 use crate::observability::trace::HttpServerTraceLayer;
@@ -53,6 +53,10 @@ pub fn router(runtime: ApiState) -> Router {
         )
         .with_state(runtime.clone())
         .merge(invoke::router(runtime.invoker.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            api_access::HttpAccess::new(runtime.api_access.clone(), runtime.invoker.clone()),
+            api_access::http_layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             max_body_size,
             middleware::limit_body,
