@@ -6,13 +6,14 @@
 //! [`secretstores`] (secret stores), [`metadata`] and [`version`] (upstream's rules for
 //! reading component settings and matching versions), [`sqlite`] (the SQLite connection
 //! rules both SQLite components share), [`pubsub`] (brokers), [`bindings`] (input and
-//! output bindings), [`lock`] (distributed locks) and [`configuration`] (configuration
-//! stores). The other building blocks (crypto, HTTP middleware) get their modules here as
-//! they are built.
+//! output bindings), [`lock`] (distributed locks), [`configuration`] (configuration
+//! stores) and [`middleware`] (HTTP pipeline stages). Crypto gets its module here as it is
+//! built.
 
 pub mod bindings;
 pub mod configuration;
 pub mod lock;
+pub mod middleware;
 pub mod metadata;
 pub mod nameresolution;
 pub mod pubsub;

@@ -83,6 +83,13 @@ impl Properties {
         Ok(Self { values })
     }
 
+    /// Every setting as (lower-cased name, text), in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
     /// The text of the first of `name` and then `aliases` that is set.
     pub fn text(&self, name: &str, aliases: &[&str]) -> Option<&str> {
         std::iter::once(&name)

@@ -16,8 +16,8 @@
 //! TLS renegotiation (`MTLSRenegotiation` other than `RenegotiateNever`) is refused:
 //! rustls never renegotiates.
 
-mod settings;
-mod tls;
+pub(crate) mod settings;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::time::Duration;
