@@ -13,8 +13,8 @@
 pub mod bindings;
 pub mod configuration;
 pub mod lock;
-pub mod middleware;
 pub mod metadata;
+pub mod middleware;
 pub mod nameresolution;
 pub mod pubsub;
 pub mod secretstores;
