@@ -13,6 +13,7 @@ pub mod go_json;
 pub mod invoke;
 pub mod lock;
 pub mod metadata;
+pub mod middleware;
 pub mod nameresolution;
 pub mod observability;
 pub mod options;
@@ -292,6 +293,22 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         )
         .await?,
     ));
+    let http_pipeline = middleware::Pipeline::new(
+        "server",
+        configuration_spec.and_then(|spec| spec.http_pipeline.as_ref()),
+        components.clone(),
+    )
+    .map(Arc::new);
+    if let (Some(app), Some(pipeline)) = (
+        &app_channel,
+        middleware::Pipeline::new(
+            "app",
+            configuration_spec.and_then(|spec| spec.app_http_pipeline.as_ref()),
+            components.clone(),
+        ),
+    ) {
+        app.set_pipeline(pipeline);
+    }
     let metadata = MetadataStore::new(
         &config,
         &startup.resources,
@@ -329,6 +346,7 @@ pub async fn run(config: RuntimeConfig, external: ShutdownSignal) -> Result<(), 
         invoker,
         components,
         resiliency,
+        http_pipeline,
         api_access,
         access_control,
         configuration_streams: Default::default(),

@@ -33,6 +33,8 @@ pub struct Runtime {
     pub components: Arc<Components>,
     /// The compiled resiliency policies.
     pub resiliency: Arc<Resiliency>,
+    /// The `httpPipeline` requests into the HTTP API pass through.
+    pub http_pipeline: Option<Arc<crate::middleware::Pipeline>>,
     /// Which public APIs the app may call (`spec.api`).
     pub api_access: Arc<crate::api::api_access::ApiAccess>,
     /// Access control of calls from other sidecars, when the configuration sets it.

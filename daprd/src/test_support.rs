@@ -164,6 +164,7 @@ pub async fn serve_public_apis_with_resiliencies(
         resiliency: Arc::new(
             crate::resiliency::Resiliency::compile(&resiliencies, metrics.clone()).unwrap(),
         ),
+        http_pipeline: None,
         api_access: Default::default(),
         access_control: None,
         configuration_streams: Default::default(),

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::OwnedSemaphorePermit;
@@ -19,6 +19,7 @@ use super::{errors, headers};
 use crate::api::middleware::API_TOKEN_HEADER;
 use crate::error::ApiError;
 use crate::invoke::{InvokeRequest, InvokeResponse};
+use crate::middleware::Pipeline;
 
 /// Idle connections kept to the app, as upstream's transport keeps.
 const MAX_IDLE_CONNECTIONS: usize = 64;
@@ -72,6 +73,7 @@ impl HttpChannel {
         &self,
         request: InvokeRequest,
         permit: Option<OwnedSemaphorePermit>,
+        pipeline: Option<&Pipeline>,
     ) -> Result<InvokeResponse, ApiError> {
         let verb = match request.http_verb {
             None => return Err(errors::missing_http_extension()),
@@ -98,11 +100,18 @@ impl HttpChannel {
         *outgoing.uri_mut() = uri;
         *outgoing.headers_mut() = headers;
 
-        let response = self
-            .client
-            .request(outgoing)
-            .await
-            .map_err(|err| errors::app_unreachable(verb.as_str(), &url, root_cause(&err)))?;
+        let send = |outgoing| async move {
+            self.client
+                .request(outgoing)
+                .await
+                .map(|response| response.map(Body::new))
+        };
+        let sent = match pipeline {
+            Some(pipeline) => pipeline.run(outgoing, send).await,
+            None => send(outgoing).await,
+        };
+        let response =
+            sent.map_err(|err| errors::app_unreachable(verb.as_str(), &url, root_cause(&err)))?;
         let (parts, body) = response.into_parts();
         let content_type = parts
             .headers
@@ -192,13 +201,13 @@ pub(super) fn clean_path(method: &str) -> String {
 
 /// The app's response body, holding the concurrency slot until it ends or is dropped.
 struct HoldPermit {
-    body: Incoming,
+    body: Body,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl hyper::body::Body for HoldPermit {
     type Data = hyper::body::Bytes;
-    type Error = hyper::Error;
+    type Error = axum::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,

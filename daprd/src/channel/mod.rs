@@ -92,6 +92,8 @@ struct Shared {
     health_check: Option<AppHealthConfig>,
     health_reporter: HealthReporter,
     health: AppHealth,
+    /// The `appHttpPipeline`, set once the components are loaded.
+    pipeline: std::sync::OnceLock<crate::middleware::Pipeline>,
 }
 
 /// The connection to the app; cheap to clone, one per sidecar.
@@ -197,8 +199,17 @@ impl AppChannel {
                 health_check: options.health_check,
                 health_reporter,
                 health,
+                pipeline: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Runs every later HTTP call to the app through `pipeline` (`appHttpPipeline`); a
+    /// second pipeline is ignored.
+    pub fn set_pipeline(&self, pipeline: crate::middleware::Pipeline) {
+        if self.shared.pipeline.set(pipeline).is_err() {
+            tracing::warn!("the app channel's pipeline is already set");
+        }
     }
 
     /// The app this channel calls.
@@ -241,7 +252,11 @@ impl AppChannel {
             None => None,
         };
         match &self.shared.transport {
-            Transport::Http(channel) => channel.invoke(request, permit).await,
+            Transport::Http(channel) => {
+                channel
+                    .invoke(request, permit, self.shared.pipeline.get())
+                    .await
+            }
             Transport::Grpc(channel) => {
                 let response = channel.invoke(request).await;
                 drop(permit);

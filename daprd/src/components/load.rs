@@ -25,6 +25,7 @@ use super::{
 use crate::config::Mode;
 use crate::configuration::ConfigurationStoreHandle;
 use crate::lock::{self, LockKeyPrefix, LockStoreHandle};
+use crate::middleware::MiddlewareHandle;
 use crate::observability::metrics::SidecarMetrics;
 use crate::pubsub::TopicScopes;
 
@@ -33,7 +34,7 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Building blocks this build does not provide yet: their components are skipped with a
 /// warning instead of stopping the sidecar.
-const NOT_YET_BUILT: &[&str] = &["crypto", "middleware", "workflow", "conversation"];
+const NOT_YET_BUILT: &[&str] = &["crypto", "workflow", "conversation"];
 
 /// What the loader needs to know about the sidecar.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +75,7 @@ enum Started {
     Binding(Arc<BindingHandle>),
     Lock(Arc<LockStoreHandle>),
     Configuration(Arc<ConfigurationStoreHandle>),
+    Middleware(Arc<MiddlewareHandle>),
     Skipped,
 }
 
@@ -162,6 +164,10 @@ pub async fn load(
                 set.configurations.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::Middleware(handle)) => {
+                set.middlewares.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Skipped) => continue,
             Err(reason) => {
                 context
@@ -218,6 +224,8 @@ fn carry_over(
             .insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.locks.get(name) {
         set.locks.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.middlewares.get(name) {
+        set.middlewares.insert(name.to_owned(), Arc::clone(handle));
     } else {
         return false;
     }
@@ -332,6 +340,18 @@ async fn start(
                 component_type: spec.type_.clone(),
                 store,
                 key_prefix,
+            })))
+        }
+        "middleware" => {
+            let middleware =
+                dapr_components::middleware::open(&spec.type_, &spec.version, &properties)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            Ok(Started::Middleware(Arc::new(MiddlewareHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                version: spec.version.clone(),
+                middleware,
             })))
         }
         _ => Err(format!("incorrect type {}", spec.type_)),

@@ -128,6 +128,8 @@ pub struct ComponentSet {
     pub locks: BTreeMap<String, Arc<LockStoreHandle>>,
     /// Configuration stores by name.
     pub configurations: BTreeMap<String, Arc<ConfigurationStoreHandle>>,
+    /// HTTP middleware by name.
+    pub middlewares: BTreeMap<String, Arc<crate::middleware::MiddlewareHandle>>,
     /// Every component that was given, started or failed, in load order.
     pub statuses: Vec<ComponentStatus>,
     /// The resource each started component was created from, by name.

@@ -10,6 +10,7 @@ mod invoke;
 mod invoke_edges;
 mod launchers;
 mod lock;
+mod middleware;
 mod observability;
 mod process;
 mod proto_contracts;

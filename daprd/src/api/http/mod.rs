@@ -58,6 +58,10 @@ pub fn router(runtime: ApiState) -> Router {
             api_access::http_layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            runtime.http_pipeline.clone(),
+            crate::middleware::server_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             max_body_size,
             middleware::limit_body,
         ))
