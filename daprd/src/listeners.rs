@@ -2,6 +2,7 @@
 //! with `--unix-domain-socket DIR`, the public APIs on `DIR/dapr-<app-id>-http.socket`
 //! and `DIR/dapr-<app-id>-grpc.socket` instead, as upstream names them.
 
+use axum::serve::ListenerExt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,6 +113,13 @@ pub fn spawn(
         .max(MIN_HEADER_BUFFER);
     match listener {
         Listener::Tcp(listener) => {
+            // Replies are written in pieces (head, then streamed body): without
+            // TCP_NODELAY each later piece waits for the peer's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|stream| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::trace!("failed to set TCP_NODELAY: {err}");
+                }
+            });
             servers.spawn(async move {
                 serve_connections(listener, router, header_limit, stop).await;
                 Ok(())
