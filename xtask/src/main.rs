@@ -5,7 +5,9 @@
 //! - `proto-check`: compare our wire contracts with the official Python SDK's compiled
 //!   descriptors, or with a folder of upstream `.proto` files.
 //! - `gen`: regenerate the CRD manifests in `charts/dapr/crds/` from `crates/resources`.
+//! - `bench`: measure the release binaries on loopback and rewrite `docs/benchmarks.md`.
 
+mod bench;
 mod gen_crds;
 mod prereqs;
 mod proto_check;
@@ -43,6 +45,17 @@ enum Task {
         /// Restrict the comparison to these protobuf packages.
         #[arg(long = "package")]
         packages: Vec<String>,
+    },
+    /// Build release binaries, run the benchmarks and rewrite docs/benchmarks.md.
+    Bench {
+        /// Scenarios to run (invoke-http, invoke-grpc, state, pubsub, startup); all when none.
+        scenarios: Vec<String>,
+        /// Rounds per variant (medians are taken over them).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
     },
     /// Regenerate generated files (CRD manifests).
     Gen {
@@ -139,5 +152,16 @@ fn main() -> Result<()> {
             proto_check::run(&python, reference.as_deref(), &packages)
         }
         Task::Gen { check } => gen_crds::run(&workspace_root(), check),
+        Task::Bench {
+            scenarios,
+            rounds,
+            seconds,
+        } => bench::run(
+            &workspace_root(),
+            &target_dir(),
+            &scenarios,
+            rounds,
+            seconds,
+        ),
     }
 }
