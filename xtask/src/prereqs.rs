@@ -78,6 +78,47 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// What `cargo xtask bench` runs besides our binaries.
+const BENCH_REQUIREMENTS: &[Requirement] = &[
+    Requirement {
+        program: "redis-server",
+        package: "redis-server",
+    },
+    Requirement {
+        program: "redis-benchmark",
+        package: "redis-tools",
+    },
+    Requirement {
+        program: "nginx",
+        package: "nginx-light",
+    },
+];
+
+/// Installs what the benchmarks need (Debian packages, when root); fails naming the
+/// packages otherwise.
+pub fn ensure_bench_tools() -> Result<()> {
+    let missing: Vec<&str> = BENCH_REQUIREMENTS
+        .iter()
+        .filter(|req| find_program(req.program).is_none())
+        .map(|req| req.package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing benchmark prerequisites; install the Debian packages: apt-get install {}",
+            missing.join(" ")
+        );
+    }
+    println!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq"])
+        .args(&missing))
+}
+
 /// Makes sure every backing server is installed, then the SDK venv; returns its Python.
 pub fn ensure(target_dir: &Path, install: bool) -> Result<PathBuf> {
     let missing: Vec<&Requirement> = REQUIREMENTS

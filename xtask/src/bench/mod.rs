@@ -1,7 +1,7 @@
 //! `cargo xtask bench [SCENARIO...]`: builds the release binaries and measures them on
 //! loopback against baselines in the same run, interleaving the compared variants round
 //! by round so a noisy machine hits them alike; medians (and min/max) over the rounds go
-//! into the table of `docs/benchmarks.md`, which the command rewrites.
+//! into the table of `docs/benchmarks.md`, which a run of every scenario rewrites.
 //!
 //! Scenarios: `invoke-http` (with the nginx hop), `invoke-grpc`, `state`, `pubsub`,
 //! `startup`; none named runs them all.
@@ -273,6 +273,7 @@ pub fn run(
         scenarios.iter().map(String::as_str).collect()
     };
     let started = Instant::now();
+    super::prereqs::ensure_bench_tools()?;
     // The workspace's default members are daprd and the five control-plane binaries.
     super::cargo(&["build", "--release", "--bins"])?;
     let bench = Bench {
@@ -301,10 +302,14 @@ pub fn run(
     })?;
     let table = report::render(&results, &bench, &machine(), started.elapsed());
     println!("{table}");
-    report::write(&workspace.join("docs/benchmarks.md"), &table)?;
-    println!(
-        "xtask bench: wrote docs/benchmarks.md in {:.0?}",
-        started.elapsed()
-    );
+    if selected.len() == SCENARIOS.len() {
+        report::write(&workspace.join("docs/benchmarks.md"), &table)?;
+        println!(
+            "xtask bench: wrote docs/benchmarks.md in {:.0?}",
+            started.elapsed()
+        );
+    } else {
+        println!("xtask bench: a partial run; docs/benchmarks.md is rewritten by full runs only");
+    }
     Ok(())
 }
