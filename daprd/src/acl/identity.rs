@@ -24,7 +24,10 @@ pub struct CallerIdentity {
 
 impl CallerIdentity {
     /// The identity of the sidecar that sent an internal call with `headers`; `None` when
-    /// it did not say.
+    /// it did not say. This is the only place the caller's identity is read: with mTLS it
+    /// becomes the SPIFFE id of the peer certificate
+    /// (`spiffe://<trust domain>/ns/<namespace>/<app id>`), and the headers are no longer
+    /// trusted.
     pub fn of_internal_call(headers: &HeaderMap) -> Option<Self> {
         let text = |name: &str| {
             headers

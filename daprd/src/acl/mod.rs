@@ -7,8 +7,14 @@
 //! Decisions are counted in `dapr_runtime_acl_*`; a denied call gets upstream's
 //! `PermissionDenied` status.
 //!
-//! Unlike upstream, which takes any text other than `allow` as a denial, an action that is
-//! neither `allow` nor `deny` stops the start, naming its field.
+//! Deviations, all at start: an action that is neither `allow` nor `deny` (upstream takes
+//! any text other than `allow` as a denial), a verb other than upstream's upper-case verb
+//! names or `*` (upstream silently never matches it) and an operation without a name stop
+//! the start, naming the field; a missing app id, trust domain or namespace is reported
+//! for the first policy lacking it. A second policy for the same app id and namespace
+//! replaces the first, as upstream, with a warning. Without a global `defaultAction`,
+//! access is denied even for an explicit empty `policies: []`, which upstream allows
+//! (the two cannot be told apart once loaded).
 
 pub mod identity;
 pub mod operations;
@@ -74,6 +80,12 @@ fn action(field: String, text: &str, optional: bool) -> Result<String, AclError>
         }),
     }
 }
+
+/// The verbs an operation rule may name: upstream's `HTTPExtension` verbs as it spells
+/// them, and `*` for any.
+const HTTP_VERBS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*",
+];
 
 fn is_allow(action: &str) -> bool {
     action == "allow"
@@ -141,20 +153,37 @@ impl AccessControl {
                 if app_is_http {
                     path = path.to_ascii_lowercase();
                 }
+                let mut verbs = Vec::with_capacity(operation.http_verb.len());
+                for (verb_index, verb) in operation.http_verb.iter().enumerate() {
+                    if !HTTP_VERBS.contains(&verb.as_str()) {
+                        return Err(AclError {
+                            field: operation_field(&format!("httpVerb[{verb_index}]")),
+                            message: format!(
+                                "invalid verb {verb:?}: use one of {} (upper case)",
+                                HTTP_VERBS.join(", ")
+                            ),
+                        });
+                    }
+                    verbs.push((verb.clone(), operation_action.clone()));
+                }
                 rules.insert(
                     &path,
                     OperationRule {
-                        verbs: operation
-                            .http_verb
-                            .iter()
-                            .map(|verb| (verb.to_ascii_uppercase(), operation_action.clone()))
-                            .collect(),
+                        verbs,
                         action: operation_action,
                     },
                 );
             }
+            let key = (policy.app_id.clone(), policy.namespace.clone());
+            if policies.contains_key(&key) {
+                tracing::warn!(
+                    "accessControl.policies[{index}] replaces an earlier policy for app {} in namespace {}",
+                    policy.app_id,
+                    policy.namespace
+                );
+            }
             policies.insert(
-                (policy.app_id.clone(), policy.namespace.clone()),
+                key,
                 AppPolicy {
                     default_action: action(field("defaultAction"), &policy.default_action, true)?,
                     trust_domain: policy.trust_domain.clone(),
@@ -254,9 +283,10 @@ impl AccessControl {
             return Ok(());
         }
         let id = caller.map(CallerIdentity::spiffe_id).unwrap_or_default();
+        // Upstream only reads the verb of calls to HTTP apps.
+        let verb = verb.filter(|_| self.app_is_http).unwrap_or("NONE");
         let message = format!(
-            "access control policy has denied access to id: {id} operation: {operation} verb: {}",
-            verb.unwrap_or("NONE")
+            "access control policy has denied access to id: {id} operation: {operation} verb: {verb}"
         );
         tracing::debug!("{message}");
         Err(tonic::Status::permission_denied(message))

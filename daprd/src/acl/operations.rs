@@ -124,6 +124,11 @@ impl OperationRules {
             let last = index == parts.len() - 1;
             node = node.child_for(segment, last)?;
             if let Some(rule) = &node.rule {
+                // A `/*` rule reached by a literal `*` segment before the end only
+                // leads further down, as upstream.
+                if !last && node.segment == "/*" {
+                    continue;
+                }
                 return Some(rule);
             }
             if last {
@@ -198,6 +203,16 @@ mod tests {
         assert_eq!(found(&rules, "/reports/2024-01"), Some("allow"));
         assert_eq!(found(&rules, "/reports/2023-01"), None);
         assert_eq!(found(&rules, "/unknown"), None);
+    }
+
+    #[test]
+    fn a_literal_star_segment_walks_past_a_single_segment_wildcard() {
+        let rules = rules(&[("/a/*", "allow"), ("/a/*/b", "deny")]);
+        assert_eq!(found(&rules, "/a/x"), Some("allow"));
+        assert_eq!(found(&rules, "/a/*/b"), Some("deny"));
+        assert_eq!(found(&rules, "/a/*/c"), None);
+        // Only the last segment matches `/*` otherwise.
+        assert_eq!(found(&rules, "/a/x/b"), None);
     }
 
     #[test]

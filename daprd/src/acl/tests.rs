@@ -234,6 +234,21 @@ fn bad_sections_are_refused_naming_the_field() {
             "accessControl.policies[0].defaultAction",
             "invalid action",
         ),
+        (
+            "    policies:\n    - appId: a\n      trustDomain: public\n      namespace: default\n      operations:\n      - {name: /x, httpVerb: ['GET'], action: allow}\n      - {name: /y, httpVerb: ['POST', 'get'], action: allow}\n",
+            "accessControl.policies[0].operations[1].httpVerb[1]",
+            "invalid verb \"get\": use one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, * (upper case)",
+        ),
+        (
+            "    policies:\n    - appId: a\n      trustDomain: public\n      namespace: default\n      operations:\n      - {name: '', action: allow}\n",
+            "accessControl.policies[0].operations[0].name",
+            "missing operation name",
+        ),
+        (
+            "    policies:\n    - {appId: '', trustDomain: public, namespace: default}\n",
+            "accessControl.policies[0].appId",
+            "missing",
+        ),
     ];
     for (section, field, message) in cases {
         let yaml = format!(
@@ -242,5 +257,75 @@ fn bad_sections_are_refused_naming_the_field() {
         let error = compile(&yaml).unwrap_err();
         assert_eq!(error.field, field, "{section}");
         assert!(error.message.contains(message), "{}", error.message);
+    }
+}
+
+#[test]
+fn grpc_apps_deny_without_a_verb_in_the_message() {
+    let acl = AccessControl::compile(Some(&spec(POLICY)), false, SidecarMetrics::disabled())
+        .unwrap()
+        .unwrap();
+    // The calling sidecar sent a verb, but a gRPC app is judged (and told) without one.
+    let status = acl
+        .authorize(
+            Some(&caller("batch", "jobs")),
+            "/pkg.Importer/Stop",
+            Some("POST"),
+        )
+        .unwrap_err();
+    assert_eq!(
+        status.message(),
+        "access control policy has denied access to id: spiffe://public/ns/jobs/batch operation: /pkg.Importer/Stop verb: NONE"
+    );
+    // Without an identity the id is empty, as upstream's missing SPIFFE id.
+    let status = acl.authorize(None, "x", None).unwrap_err();
+    assert_eq!(
+        status.message(),
+        "access control policy has denied access to id:  operation: x verb: NONE"
+    );
+}
+
+#[test]
+fn the_last_policy_for_an_app_and_namespace_wins() {
+    let acl = compile(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: a}\nspec:\n  accessControl:\n    defaultAction: deny\n    policies:\n    - {appId: a, trustDomain: public, namespace: default, defaultAction: deny}\n    - {appId: a, trustDomain: public, namespace: default, defaultAction: allow}\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        acl.decide(Some(&caller("a", "default")), "x", Some("GET")),
+        Decision {
+            allowed: true,
+            by_app_policy: true
+        }
+    );
+}
+
+#[test]
+fn a_policy_without_a_default_action_decides_in_the_global_policys_name() {
+    let acl = compile(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: a}\nspec:\n  accessControl:\n    defaultAction: deny\n    policies:\n    - appId: a\n      trustDomain: public\n      namespace: default\n      operations:\n      - {name: /open/*, httpVerb: ['GET'], action: allow}\n",
+    )
+    .unwrap()
+    .unwrap();
+    let a = caller("a", "default");
+    // caller's rule allows: still counted as the global policy's decision, as upstream
+    for (operation, verb, allowed) in [
+        ("open/x", Some("GET"), true),
+        // a verb the rule does not list keeps the global action
+        ("open/x", Some("POST"), false),
+        // no rule: the global action
+        ("closed", Some("GET"), false),
+        // a listed operation without a verb takes the (empty) app default: denied
+        ("open/x", None, false),
+    ] {
+        assert_eq!(
+            acl.decide(Some(&a), operation, verb),
+            Decision {
+                allowed,
+                by_app_policy: false
+            },
+            "{operation} {verb:?}"
+        );
     }
 }

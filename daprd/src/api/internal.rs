@@ -60,13 +60,21 @@ impl InternalService {
             .ok_or_else(|| Status::internal("app channel is not initialized"))
     }
 
-    /// Calls the app with a checked method, recording the call in the invocation metrics;
-    /// channel failures become `Internal`.
+    /// Checks the method and, once access control allows the call, calls the app,
+    /// recording the call in the invocation metrics (a refused call is not counted, as
+    /// upstream); channel failures become `Internal`.
     async fn call_app(
         &self,
         channel: &AppChannel,
-        request: InvokeRequest,
+        mut request: InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
+        request.method = normalize_method(&request.method)
+            .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
+        if let Some(access_control) = &self.access_control {
+            let caller = CallerIdentity::of_internal_call(&request.headers);
+            let verb = request.http_verb.as_ref().map(axum::http::Method::as_str);
+            access_control.authorize(caller.as_ref(), &request.method, verb)?;
+        }
         let caller = request
             .headers
             .get("dapr-caller-app-id")
@@ -86,20 +94,12 @@ impl InternalService {
         reply
     }
 
-    /// Calls the app with a checked method, once access control allows it; channel
-    /// failures become `Internal`.
+    /// Calls the app; channel failures become `Internal`.
     async fn call_channel(
         &self,
         channel: &AppChannel,
-        mut request: InvokeRequest,
+        request: InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
-        request.method = normalize_method(&request.method)
-            .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
-        if let Some(access_control) = &self.access_control {
-            let caller = CallerIdentity::of_internal_call(&request.headers);
-            let verb = request.http_verb.as_ref().map(axum::http::Method::as_str);
-            access_control.authorize(caller.as_ref(), &request.method, verb)?;
-        }
         channel
             .invoke(request)
             .await

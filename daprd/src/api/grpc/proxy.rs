@@ -147,11 +147,13 @@ impl GrpcProxy {
                 ))
             })?;
         let destination = self.destination(&target, parts.uri.path()).await?;
-        if let (Some(access_control), Destination::App(_)) = (&self.access_control, &destination)
-            && parts.headers.contains_key(CALLEE_APP_ID_HEADER)
-        {
+        // Every call reaching the internal server's proxy for this app is checked, on its
+        // normalized method, whatever headers it carries.
+        if let (Some(access_control), Destination::App(_)) = (&self.access_control, &destination) {
+            let operation = normalize_method(parts.uri.path())
+                .map_err(|reason| Status::invalid_argument(format!("invalid method: {reason}")))?;
             let caller = CallerIdentity::of_internal_call(&parts.headers);
-            access_control.authorize(caller.as_ref(), parts.uri.path(), None)?;
+            access_control.authorize(caller.as_ref(), &operation, None)?;
         }
 
         let headers = &mut parts.headers;
