@@ -100,9 +100,11 @@ async fn serve(router: axum::Router) -> SocketAddr {
 }
 
 /// A port nothing listens on.
+/// A port nothing listens on. Port 1 is privileged: it is never handed out as an
+/// ephemeral port, so no test running alongside can start listening on it while a test
+/// still expects connections to it to be refused.
 async fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+    1
 }
 
 // ---------------------------------------------------------------------------------------
