@@ -7,11 +7,12 @@
 //! reading component settings and matching versions), [`sqlite`] (the SQLite connection
 //! rules both SQLite components share), [`pubsub`] (brokers), [`bindings`] (input and
 //! output bindings), [`lock`] (distributed locks), [`configuration`] (configuration
-//! stores) and [`middleware`] (HTTP pipeline stages). Crypto gets its module here as it is
-//! built.
+//! stores), [`crypto`] (crypto providers and the `dapr.io/enc/v1` format) and
+//! [`middleware`] (HTTP pipeline stages).
 
 pub mod bindings;
 pub mod configuration;
+pub mod crypto;
 pub mod lock;
 pub mod metadata;
 pub mod middleware;
