@@ -8,6 +8,7 @@ pub mod channel;
 pub mod components;
 pub mod config;
 pub mod configuration;
+pub mod crypto;
 pub mod error;
 pub mod go_json;
 pub mod invoke;

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::config::Mode;
 use crate::configuration::ConfigurationStoreHandle;
+use crate::crypto::CryptoProviderHandle;
 use crate::lock::{self, LockKeyPrefix, LockStoreHandle};
 use crate::middleware::MiddlewareHandle;
 use crate::observability::metrics::SidecarMetrics;
@@ -34,7 +35,7 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Building blocks this build does not provide yet: their components are skipped with a
 /// warning instead of stopping the sidecar.
-const NOT_YET_BUILT: &[&str] = &["crypto", "workflow", "conversation"];
+const NOT_YET_BUILT: &[&str] = &["workflow", "conversation"];
 
 /// What the loader needs to know about the sidecar.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +76,7 @@ enum Started {
     Binding(Arc<BindingHandle>),
     Lock(Arc<LockStoreHandle>),
     Configuration(Arc<ConfigurationStoreHandle>),
+    Crypto(Arc<CryptoProviderHandle>),
     Middleware(Arc<MiddlewareHandle>),
     Skipped,
 }
@@ -164,6 +166,10 @@ pub async fn load(
                 set.configurations.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
             }
+            Ok(Started::Crypto(handle)) => {
+                set.crypto_providers.insert(name.clone(), handle);
+                set.definitions.insert(name.clone(), component.clone());
+            }
             Ok(Started::Middleware(handle)) => {
                 set.middlewares.insert(name.clone(), handle);
                 set.definitions.insert(name.clone(), component.clone());
@@ -224,6 +230,9 @@ fn carry_over(
             .insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.locks.get(name) {
         set.locks.insert(name.to_owned(), Arc::clone(handle));
+    } else if let Some(handle) = previous.crypto_providers.get(name) {
+        set.crypto_providers
+            .insert(name.to_owned(), Arc::clone(handle));
     } else if let Some(handle) = previous.middlewares.get(name) {
         set.middlewares.insert(name.to_owned(), Arc::clone(handle));
     } else {
@@ -340,6 +349,16 @@ async fn start(
                 component_type: spec.type_.clone(),
                 store,
                 key_prefix,
+            })))
+        }
+        "crypto" => {
+            let provider = dapr_components::crypto::open(&spec.type_, &spec.version, &properties)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Started::Crypto(Arc::new(CryptoProviderHandle {
+                name: name.to_owned(),
+                component_type: spec.type_.clone(),
+                provider,
             })))
         }
         "middleware" => {

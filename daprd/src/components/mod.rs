@@ -29,6 +29,7 @@ use crate::pubsub::TopicScopes;
 
 pub use crate::bindings::BindingHandle;
 pub use crate::configuration::ConfigurationStoreHandle;
+pub use crate::crypto::CryptoProviderHandle;
 pub use crate::lock::LockStoreHandle;
 
 /// A state store and how the sidecar uses it.
@@ -128,6 +129,8 @@ pub struct ComponentSet {
     pub locks: BTreeMap<String, Arc<LockStoreHandle>>,
     /// Configuration stores by name.
     pub configurations: BTreeMap<String, Arc<ConfigurationStoreHandle>>,
+    /// Crypto components by name.
+    pub crypto_providers: BTreeMap<String, Arc<CryptoProviderHandle>>,
     /// HTTP middleware by name.
     pub middlewares: BTreeMap<String, Arc<crate::middleware::MiddlewareHandle>>,
     /// Every component that was given, started or failed, in load order.
@@ -226,6 +229,19 @@ impl ComponentSet {
             tracing::info!("closing lock store {}", handle.name);
             if let Err(error) = handle.store.close().await {
                 tracing::warn!("failed to close lock store {}: {error}", handle.name);
+            }
+        }
+        for handle in self.crypto_providers.values() {
+            if successor
+                .crypto_providers
+                .values()
+                .any(|next| Arc::ptr_eq(next, handle))
+            {
+                continue;
+            }
+            tracing::info!("closing crypto provider {}", handle.name);
+            if let Err(error) = handle.provider.close().await {
+                tracing::warn!("failed to close crypto provider {}: {error}", handle.name);
             }
         }
     }

@@ -47,12 +47,7 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
             "",
             "  - name: x\n    value: y\n",
         ),
-        component(
-            "ticks",
-            "crypto.dapr.localstorage",
-            "",
-            "  - name: path\n    value: /keys\n",
-        ),
+        component("ticks", "workflow.dapr", "", "  - name: x\n    value: y\n"),
     ]
     .join("---\n");
     let metrics = SidecarMetrics::disabled();
@@ -81,6 +76,57 @@ async fn stores_start_with_their_capabilities_and_blocks_not_built_are_skipped()
         .unwrap();
     assert_eq!(status.capabilities, ["SUBSCRIBE_WILDCARDS"]);
     assert!(set.statuses.iter().all(|status| status.name != "ticks"));
+}
+
+#[tokio::test]
+async fn crypto_components_start_and_refuse_bad_metadata() {
+    let keys = tempfile::tempdir().unwrap();
+    let yaml = component(
+        "keys",
+        "crypto.dapr.localstorage",
+        "",
+        &format!("  - name: path\n    value: {}\n", keys.path().display()),
+    );
+    let metrics = SidecarMetrics::disabled();
+    let set = load(&parse(&yaml).components, context(&metrics), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        set.crypto_providers["keys"].component_type,
+        "crypto.dapr.localstorage"
+    );
+    assert!(set.statuses.iter().any(|status| status.name == "keys"));
+
+    let missing = keys.path().join("missing");
+    let yaml = component(
+        "keys",
+        "crypto.dapr.localstorage",
+        "",
+        &format!("  - name: path\n    value: {}\n", missing.display()),
+    );
+    let error = load(&parse(&yaml).components, context(&metrics), None)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .reason
+            .starts_with("failed to load metadata: could not stat path"),
+        "{}",
+        error.reason
+    );
+    let yaml = component(
+        "keys",
+        "crypto.dapr.nothing",
+        "",
+        "  - name: x\n    value: y\n",
+    );
+    let error = load(&parse(&yaml).components, context(&metrics), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.reason,
+        "couldn't find crypto provider crypto.dapr.nothing/v1"
+    );
 }
 
 #[tokio::test]

@@ -72,16 +72,19 @@ pub enum ComponentKind {
     Configuration,
     /// A lock store.
     Lock,
+    /// A crypto component.
+    Crypto,
 }
 
 /// Every component kind, for precomputing default policy names.
-const COMPONENT_KINDS: [ComponentKind; 6] = [
+const COMPONENT_KINDS: [ComponentKind; 7] = [
     ComponentKind::StateStore,
     ComponentKind::PubSub,
     ComponentKind::Binding,
     ComponentKind::SecretStore,
     ComponentKind::Configuration,
     ComponentKind::Lock,
+    ComponentKind::Crypto,
 ];
 
 impl ComponentKind {
@@ -95,6 +98,7 @@ impl ComponentKind {
             ComponentKind::SecretStore => "Secretstore",
             ComponentKind::Configuration => "Configuration",
             ComponentKind::Lock => "Lock",
+            ComponentKind::Crypto => "Crypto",
         }
     }
 }

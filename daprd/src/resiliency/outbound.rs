@@ -8,6 +8,7 @@ use std::future::Future;
 
 use dapr_components::bindings::BindingError;
 use dapr_components::configuration::ConfigurationError;
+use dapr_components::crypto::CryptoError;
 use dapr_components::lock::LockError;
 use dapr_components::pubsub::PubSubError;
 use dapr_components::secretstores::SecretError;
@@ -45,6 +46,18 @@ backend_errors!(
     LockError,
     ConfigurationError,
 );
+
+impl ComponentError for CryptoError {
+    /// A missing key or bad metadata stays so; an operation may have failed on the way to
+    /// a remote key set.
+    fn is_transient(&self) -> bool {
+        matches!(self, CryptoError::Failed(_))
+    }
+
+    fn refused(reason: String) -> Self {
+        CryptoError::Failed(reason)
+    }
+}
 
 impl Policy {
     /// Calls a component with `input` under the policy: `operation` gets `input` itself

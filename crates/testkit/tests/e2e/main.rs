@@ -6,6 +6,7 @@ mod access_control;
 mod binaries;
 mod bindings;
 mod configuration;
+mod crypto;
 mod invoke;
 mod invoke_edges;
 mod launchers;

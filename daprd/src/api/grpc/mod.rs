@@ -4,6 +4,7 @@
 
 mod bindings;
 mod configuration;
+mod crypto;
 pub mod invoke;
 mod lock;
 mod message_limit;
@@ -221,6 +222,97 @@ impl Dapr for DaprApi {
         request: Request<runtime::UnlockRequest>,
     ) -> Result<Response<runtime::UnlockResponse>, Status> {
         lock::unlock(&self.runtime, request).await
+    }
+
+    async fn encrypt_alpha1(
+        &self,
+        request: Request<tonic::Streaming<runtime::EncryptRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<runtime::EncryptResponse>>, Status> {
+        crypto::encrypt(&self.runtime, request).await
+    }
+
+    async fn decrypt_alpha1(
+        &self,
+        request: Request<tonic::Streaming<runtime::DecryptRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<runtime::DecryptResponse>>, Status> {
+        crypto::decrypt(&self.runtime, request).await
+    }
+
+    async fn subtle_get_key_alpha1(
+        &self,
+        request: Request<runtime::SubtleGetKeyRequest>,
+    ) -> Result<Response<runtime::SubtleGetKeyResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::get_key(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_encrypt_alpha1(
+        &self,
+        request: Request<runtime::SubtleEncryptRequest>,
+    ) -> Result<Response<runtime::SubtleEncryptResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::encrypt(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_decrypt_alpha1(
+        &self,
+        request: Request<runtime::SubtleDecryptRequest>,
+    ) -> Result<Response<runtime::SubtleDecryptResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::decrypt(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_wrap_key_alpha1(
+        &self,
+        request: Request<runtime::SubtleWrapKeyRequest>,
+    ) -> Result<Response<runtime::SubtleWrapKeyResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::wrap_key(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_unwrap_key_alpha1(
+        &self,
+        request: Request<runtime::SubtleUnwrapKeyRequest>,
+    ) -> Result<Response<runtime::SubtleUnwrapKeyResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::unwrap_key(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_sign_alpha1(
+        &self,
+        request: Request<runtime::SubtleSignRequest>,
+    ) -> Result<Response<runtime::SubtleSignResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::sign(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn subtle_verify_alpha1(
+        &self,
+        request: Request<runtime::SubtleVerifyRequest>,
+    ) -> Result<Response<runtime::SubtleVerifyResponse>, Status> {
+        crypto::unary(crate::crypto::subtle::verify(
+            &self.runtime,
+            request.into_inner(),
+        ))
+        .await
     }
 
     async fn shutdown(

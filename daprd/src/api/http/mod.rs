@@ -3,6 +3,7 @@
 
 mod bindings;
 mod configuration;
+mod crypto;
 mod healthz;
 pub mod invoke;
 mod lock;
@@ -39,6 +40,7 @@ pub fn router(runtime: ApiState) -> Router {
         .route("/v1.0/shutdown", post(shutdown))
         .merge(bindings::router())
         .merge(configuration::router())
+        .merge(crypto::router())
         .merge(lock::router())
         .merge(pubsub::router())
         .merge(secrets::router())
