@@ -45,6 +45,17 @@ pub fn operation(reason: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A stream that broke after its output began, over HTTP: upstream's generic `ERROR`
+/// (its handler gathers the output and reports the reader's error as it is).
+pub fn stream_broken(reason: impl Into<String>) -> ApiError {
+    ApiError::new(
+        "ERROR",
+        reason,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Internal,
+    )
+}
+
 /// Logs `error` at debug level (as upstream logs API errors) and returns it.
 pub fn logged(error: ApiError) -> ApiError {
     tracing::debug!("{error}");

@@ -27,8 +27,9 @@ use crate::resiliency::Policy;
 /// Input chunks; an error is the reason the input broke off.
 pub type Input = BoxStream<'static, Result<Bytes, String>>;
 
-/// Output chunks; an error ends the stream.
-pub type Output = BoxStream<'static, Result<Bytes, ApiError>>;
+/// Output chunks; an error (why the stream broke) ends the stream. Each edge renders it
+/// as upstream does there.
+pub type Output = BoxStream<'static, Result<Bytes, String>>;
 
 /// Encrypts `input` with a fresh file key wrapped by `options.key_name` of `handle`. The
 /// first output chunk is the header; each later one is a segment.
@@ -142,23 +143,27 @@ fn pipeline(
                 None => state.input.next().await,
             };
             let processed = match next {
-                Some(Ok(chunk)) => state.segments.push(&chunk).map_err(operation),
-                Some(Err(reason)) => Err(operation(reason)),
+                Some(Ok(chunk)) => state
+                    .segments
+                    .push(&chunk)
+                    .map_err(|error| error.to_string()),
+                Some(Err(reason)) => Err(reason),
                 None => {
                     state.done = true;
                     state
                         .segments
                         .finish()
                         .map(|last| last.into_iter().collect())
-                        .map_err(operation)
+                        .map_err(|error| error.to_string())
                 }
             };
             match processed {
                 Ok(chunks) => state.ready.extend(chunks),
-                Err(error) => {
+                Err(reason) => {
                     state.done = true;
                     state.ready.clear();
-                    return Some((Err(logged(error)), state));
+                    tracing::debug!("crypto stream failed: {reason}");
+                    return Some((Err(reason), state));
                 }
             }
         }

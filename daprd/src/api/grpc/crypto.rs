@@ -134,7 +134,7 @@ fn output<R: Send + 'static>(
             data: data.to_vec(),
             seq: seq as u64,
         })),
-        Err(error) => Err(error.to_status()),
+        Err(reason) => Err(operation(reason).to_status()),
     });
     Response::new(numbered.boxed())
 }

@@ -3,7 +3,8 @@
 //! - `PUT /v1.0-alpha1/crypto/{name}/encrypt|decrypt`: the body is the data; options
 //!   come in upstream's `dapr-*` headers; the answer is `application/octet-stream`. As
 //!   upstream, the output is gathered before answering, so that a failure anywhere in the
-//!   stream (a tampered last segment) is an error status and never a cut-off 200; the
+//!   stream (a tampered last segment) is an error status (upstream's generic `ERROR` for
+//!   failures past the header) and never a cut-off 200; the
 //!   request body, and with it the answer, is bounded by `--max-body-size`. The gRPC
 //!   streams are the way to process data of any size in fixed memory.
 //! - `POST /v1.0-alpha1/subtlecrypto/{name}/{operation}`: the `Subtle*` requests as
@@ -127,7 +128,10 @@ fn body_input(body: Body) -> stream::Input {
 
 /// Gathers the output and answers it as `application/octet-stream`.
 async fn octet_stream(output: stream::Output) -> Result<Response, ApiError> {
-    let chunks: Vec<Bytes> = output.try_collect().await?;
+    let chunks: Vec<Bytes> = output
+        .try_collect()
+        .await
+        .map_err(crate::crypto::errors::stream_broken)?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/octet-stream")],
