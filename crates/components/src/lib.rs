@@ -13,6 +13,7 @@
 pub mod bindings;
 pub mod configuration;
 pub mod crypto;
+mod document_fetch;
 pub mod lock;
 pub mod metadata;
 pub mod middleware;

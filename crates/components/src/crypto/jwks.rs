@@ -14,18 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::RwLock;
 
 use super::local::{KeySource, LocalProvider};
 use super::{CryptoError, Key};
-use crate::bindings::http::settings::TlsSettings;
-use crate::bindings::http::tls::client_config;
+use crate::document_fetch::{DocumentClient, FetchError, document_client, get_document};
 use crate::metadata::Properties;
 
 /// Timeout of network requests when `requestTimeout` is unset or under a millisecond.
@@ -34,8 +27,6 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Largest key set document fetched from a URL.
 const MAX_DOCUMENT_SIZE: usize = 4 << 20;
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Where the key set comes from.
 enum Location {
@@ -46,7 +37,7 @@ enum Location {
     /// A URL, fetched again when the set is old.
     Url {
         url: String,
-        client: Box<HttpClient>,
+        client: Box<DocumentClient>,
     },
 }
 
@@ -104,7 +95,7 @@ pub(crate) async fn open(properties: &Properties) -> Result<LocalProvider<JwksKe
                 "Loading JWK from an HTTP endpoint without TLS: this is not recommended on production environments."
             );
         }
-        let client = http_client().map_err(init_failed)?;
+        let client = document_client().map_err(init_failed)?;
         let keys = fetch(&client, jwks, request_timeout)
             .await
             .map_err(|error| init_failed(format!("failed to fetch JWKS: {error}")))?;
@@ -155,44 +146,18 @@ impl Loaded {
     }
 }
 
-fn http_client() -> Result<HttpClient, String> {
-    let tls = client_config(&TlsSettings::default())?;
-    let mut connector = HttpConnector::new();
-    connector.enforce_http(false);
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
-}
-
 /// GETs the key set at `url`.
-async fn fetch(client: &HttpClient, url: &str, timeout: Duration) -> Result<Vec<Key>, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|error| format!("invalid URL {url:?}: {error}"))?;
-    let exchange = async {
-        let response = client
-            .get(uri)
-            .await
-            .map_err(|error| format!("failed to execute request: {error}"))?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!(
-                "failed to fetch JWKS from {url}: unexpected status code {}",
-                response.status().as_u16()
-            ));
-        }
-        let body = http_body_util::Limited::new(response.into_body(), MAX_DOCUMENT_SIZE)
-            .collect()
-            .await
-            .map_err(|error| format!("failed to read response body: {error}"))?
-            .to_bytes();
-        Key::parse_set(&body).map_err(|error| error.to_string())
-    };
-    tokio::time::timeout(timeout, exchange)
+async fn fetch(client: &DocumentClient, url: &str, timeout: Duration) -> Result<Vec<Key>, String> {
+    let body = get_document(client, url, MAX_DOCUMENT_SIZE, timeout)
         .await
-        .unwrap_or_else(|_| Err("context deadline exceeded".to_owned()))
+        .map_err(|error| match error {
+            FetchError::Failed(reason) => reason,
+            FetchError::Status(status) => {
+                format!("failed to fetch JWKS from {url}: unexpected status code {status}")
+            }
+            FetchError::TimedOut => "context deadline exceeded".to_owned(),
+        })?;
+    Key::parse_set(&body).map_err(|error| error.to_string())
 }
 
 /// The file's (modification time, size).

@@ -12,19 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use tokio::sync::RwLock;
 
 use super::{HttpMiddleware, MiddlewareError, Request, Response, status_response};
-use crate::bindings::http::settings::TlsSettings;
-use crate::bindings::http::tls::client_config;
+use crate::document_fetch::{DocumentClient, FetchError, document_client, get_document};
 use crate::metadata::Properties;
 
 /// The scheme prefix of the authorization header (compared case-insensitively).
@@ -38,8 +31,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest document accepted.
 const MAX_DOCUMENT_SIZE: usize = 1 << 20;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// The keys of the set, by key id.
 struct KeySet {
     keys: HashMap<String, DecodingKey>,
@@ -51,7 +42,7 @@ pub struct Bearer {
     issuer: String,
     audience: String,
     jwks_url: String,
-    client: HttpClient,
+    client: DocumentClient,
     keys: RwLock<Arc<KeySet>>,
 }
 
@@ -66,48 +57,20 @@ impl std::fmt::Debug for Bearer {
     }
 }
 
-fn http_client() -> Result<HttpClient, MiddlewareError> {
-    let tls = client_config(&TlsSettings::default()).map_err(MiddlewareError::InvalidMetadata)?;
-    let mut connector = HttpConnector::new();
-    connector.enforce_http(false);
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
-}
-
 /// GETs `url` and parses its JSON body.
 async fn fetch_json<T: serde::de::DeserializeOwned>(
-    client: &HttpClient,
+    client: &DocumentClient,
     url: &str,
 ) -> Result<T, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|error| format!("invalid URL {url:?}: {error}"))?;
-    let exchange = async {
-        let response = client
-            .get(uri)
-            .await
-            .map_err(|error| format!("failed to execute request: {error}"))?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!(
-                "invalid response status code: {}",
-                response.status().as_u16()
-            ));
-        }
-        let body = http_body_util::Limited::new(response.into_body(), MAX_DOCUMENT_SIZE)
-            .collect()
-            .await
-            .map_err(|error| format!("failed to read response body: {error}"))?
-            .to_bytes();
-        serde_json::from_slice(&body)
-            .map_err(|error| format!("failed to decode JSON response: {error}"))
-    };
-    tokio::time::timeout(FETCH_TIMEOUT, exchange)
+    let body = get_document(client, url, MAX_DOCUMENT_SIZE, FETCH_TIMEOUT)
         .await
-        .unwrap_or_else(|_| Err("timed out".to_owned()))
+        .map_err(|error| match error {
+            FetchError::Failed(reason) => reason,
+            FetchError::Status(status) => format!("invalid response status code: {status}"),
+            FetchError::TimedOut => "timed out".to_owned(),
+        })?;
+    serde_json::from_slice(&body)
+        .map_err(|error| format!("failed to decode JSON response: {error}"))
 }
 
 /// The OpenID configuration document's fields upstream reads.
@@ -120,7 +83,7 @@ struct OpenIdConfiguration {
 }
 
 /// Finds the key set's URL in the issuer's OpenID configuration document.
-async fn discover_jwks_url(client: &HttpClient, issuer: &str) -> Result<String, String> {
+async fn discover_jwks_url(client: &DocumentClient, issuer: &str) -> Result<String, String> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -138,7 +101,7 @@ async fn discover_jwks_url(client: &HttpClient, issuer: &str) -> Result<String, 
     Ok(document.jwks_uri)
 }
 
-async fn fetch_keys(client: &HttpClient, url: &str) -> Result<KeySet, String> {
+async fn fetch_keys(client: &DocumentClient, url: &str) -> Result<KeySet, String> {
     let set: JwkSet = fetch_json(client, url).await?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
@@ -171,7 +134,7 @@ pub async fn open(properties: &Properties) -> Result<Bearer, MiddlewareError> {
     };
     let issuer = required("issuer", "issuerURL")?;
     let audience = required("audience", "clientID")?;
-    let client = http_client()?;
+    let client = document_client().map_err(MiddlewareError::InvalidMetadata)?;
     let jwks_url = match properties
         .text("jwksURL", &[])
         .filter(|url| !url.is_empty())
