@@ -31,8 +31,9 @@ pub type Input = BoxStream<'static, Result<Bytes, String>>;
 /// as upstream does there.
 pub type Output = BoxStream<'static, Result<Bytes, String>>;
 
-/// Encrypts `input` with a fresh file key wrapped by `options.key_name` of `handle`. The
-/// first output chunk is the header; each later one is a segment.
+/// Encrypts `input` with a fresh file key wrapped by `options.key_name` of `handle`
+/// (algorithm and cipher names in any case). The first output chunk is the header; each
+/// later one is a segment.
 pub async fn encrypt(
     handle: Arc<CryptoProviderHandle>,
     policy: Policy,
@@ -40,6 +41,12 @@ pub async fn encrypt(
     input: Input,
 ) -> Result<Output, ApiError> {
     let failed = |error: EncError| logged(operation(error));
+    // Names are matched in upper case whatever case the caller used, as upstream.
+    let options = EncryptOptions {
+        algorithm: options.algorithm.to_ascii_uppercase(),
+        cipher: options.cipher.map(|cipher| cipher.to_ascii_uppercase()),
+        ..options
+    };
     let plan = EncryptionPlan::new(&options).map_err(failed)?;
     let file_key = Key::symmetric(plan.file_key().to_vec());
     let params = CipherParams {

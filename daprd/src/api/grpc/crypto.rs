@@ -161,12 +161,10 @@ pub async fn encrypt(
         crypto::provider(runtime, &options.component_name).map_err(|error| error.to_status())?;
     let encrypt_options = EncryptOptions {
         key_name: options.key_name,
-        algorithm: options.key_wrap_algorithm.to_ascii_uppercase(),
+        algorithm: options.key_wrap_algorithm,
         decryption_key_name: options.decryption_key_name,
         omit_decryption_key_name: options.omit_decryption_key_name,
-        cipher: Some(options.data_encryption_cipher)
-            .filter(|cipher| !cipher.is_empty())
-            .map(|cipher| cipher.to_ascii_uppercase()),
+        cipher: Some(options.data_encryption_cipher).filter(|cipher| !cipher.is_empty()),
     };
     let chunks = stream::encrypt(
         handle.clone(),

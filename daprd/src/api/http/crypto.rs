@@ -159,10 +159,10 @@ async fn encrypt(
     let cipher = header_text(&headers, DATA_ENCRYPTION_CIPHER_HEADER);
     let options = EncryptOptions {
         key_name: key_name.to_owned(),
-        algorithm: algorithm.to_ascii_uppercase(),
+        algorithm: algorithm.to_owned(),
         decryption_key_name: header_text(&headers, DECRYPTION_KEY_NAME_HEADER).to_owned(),
         omit_decryption_key_name: header_truthy(&headers, OMIT_DECRYPTION_KEY_NAME_HEADER),
-        cipher: (!cipher.is_empty()).then(|| cipher.to_ascii_uppercase()),
+        cipher: (!cipher.is_empty()).then(|| cipher.to_owned()),
     };
     octet_stream(
         stream::encrypt(
